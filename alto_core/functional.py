@@ -1,0 +1,417 @@
+"""Functional kernels for the adaptor E and the Lamb family (ALTO, ALTO vanilla, Lamb).
+
+Shaped like ``torch/optim/adam.py``: each public function dispatches to a
+single-tensor implementation (a Python loop over parameters) or a
+``torch._foreach_*`` implementation grouped by device and dtype. Hyperparameters
+arrive as Python numbers and step counters as tensors on each parameter's
+device, so nothing here reads a tensor back to the host: no ``.item()`` and no
+Python ``if`` on a tensor value.
+
+The adaptor uses the one-buffer identity (PAPER.md section 1). With e the EMA of
+past gradients and c = alpha * (1 - beta1)::
+
+    g~_k = g_k + c * (g_k - e_{k-1})        (= g_k + alpha * a_k, exactly)
+    e_k  = beta1 * e_{k-1} + (1 - beta1) * g_k
+
+so E keeps one parameter-sized tensor where the two-buffer recursion
+(previous gradient and a) keeps two.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+from torch.optim import Optimizer
+
+__all__ = ["adapt_gradients", "lamb"]
+
+
+def _scalar_dtype(dtype: torch.dtype) -> torch.dtype:
+    # Bias corrections of float64 parameters are computed in float64 so the
+    # float64 transcription of the paper can be matched to ~1e-12.
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def _norm_dtype(dtype: torch.dtype) -> torch.dtype | None:
+    # Trust-ratio norms of half-precision tensors accumulate in float32.
+    return torch.float32 if dtype in (torch.float16, torch.bfloat16) else None
+
+
+# --------------------------------------------------------------------------- E
+
+
+def adapt_gradients(
+    grads: list[Tensor],
+    emas: list[Tensor],
+    *,
+    alpha: float,
+    beta: float,
+    foreach: bool,
+) -> None:
+    """Turn each gradient into E's modified gradient, in place, and advance the EMA.
+
+    In place means the tensors in ``grads`` keep their storage (DDP bucket views
+    and anything else holding ``p.grad`` keep seeing the live gradient).
+    """
+    if not grads:
+        return
+    c = alpha * (1.0 - beta)
+    if foreach:
+        grouped = Optimizer._group_tensors_by_device_and_dtype([grads, emas])
+        for (g, e), _ in grouped.values():
+            diff = torch._foreach_sub(g, e) if c != 0.0 else None
+            torch._foreach_lerp_(e, g, 1.0 - beta)
+            if diff is not None:
+                torch._foreach_add_(g, diff, alpha=c)
+        return
+    for g, e in zip(grads, emas, strict=True):
+        diff = g - e if c != 0.0 else None
+        e.lerp_(g, 1.0 - beta)
+        if diff is not None:
+            g.add_(diff, alpha=c)
+
+
+# ------------------------------------------------------------------- Lamb family
+
+
+def lamb(
+    params: list[Tensor],
+    grads: list[Tensor],
+    exp_avgs: list[Tensor],
+    exp_avg_sqs: list[Tensor],
+    steps: list[Tensor],
+    emas: list[Tensor] | None,
+    *,
+    lr: float,
+    alpha: float,
+    beta1: float,
+    beta2: float,
+    beta3: float,
+    eps: float,
+    weight_decay: float,
+    bias_correction: bool,
+    trust_ratio: bool,
+    foreach: bool,
+) -> None:
+    """One step of Lamb, with the adaptor E on the gradient when ``emas`` is given.
+
+    Per parameter tensor theta (PAPER.md, Algorithm 2)::
+
+        g~    = g + alpha * a                         (via the one-buffer identity)
+        m     = beta2 * m + (1 - beta2) * g~
+        v     = beta3 * v + (1 - beta3) * g~^2
+        r     = m^ / (sqrt(v^) + eps) + weight_decay * theta
+        trust = ||theta|| / ||r||  if both norms > 0 else 1      (if trust_ratio)
+        theta = theta - lr * trust * r
+
+    with m^ = m / (1 - beta2^k), v^ = v / (1 - beta3^k) when ``bias_correction``
+    (ALTO) and m^ = m, v^ = v otherwise (ALTO vanilla).
+
+    Implementation note: with s = sqrt(1 - beta3^k) / (1 - beta2^k) the
+    bias-corrected direction is r = s * r' where
+    r' = m / (sqrt(v) + eps * sqrt(1 - beta3^k)) + (weight_decay / s) * theta,
+    and the trust-ratio step lr * (||theta|| / ||r||) * r equals
+    lr * (||theta|| / ||r'||) * r'. Working with r' saves two passes over memory.
+    """
+    if not params:
+        return
+    impl = _multi_tensor_lamb if foreach else _single_tensor_lamb
+    impl(
+        params,
+        grads,
+        exp_avgs,
+        exp_avg_sqs,
+        steps,
+        emas,
+        lr=lr,
+        c=alpha * (1.0 - beta1),
+        beta1=beta1,
+        beta2=beta2,
+        beta3=beta3,
+        eps=eps,
+        weight_decay=weight_decay,
+        bias_correction=bias_correction,
+        trust_ratio=trust_ratio,
+    )
+
+
+def _bias_terms(
+    step: Tensor, *, beta2: float, beta3: float, eps: float, weight_decay: float
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Per-tensor (eps', weight_decay', s) for the bias-corrected form of r'.
+
+    ``step`` is a 0-d tensor (single-tensor path) or a vector of step counts
+    (foreach path); everything stays on the device.
+    """
+    bc1 = 1.0 - torch.pow(beta2, step)
+    sqrt_bc2 = torch.sqrt(1.0 - torch.pow(beta3, step))
+    return eps * sqrt_bc2, weight_decay * bc1 / sqrt_bc2, sqrt_bc2 / bc1
+
+
+def _step_scale(
+    param_norm: Tensor | None, dir_norm: Tensor | None, fallback: Tensor | None, lr: float
+) -> Tensor | None:
+    """-lr * (trust ratio or the bias-correction scale); None means plain -lr."""
+    if param_norm is None or dir_norm is None:
+        return None if fallback is None else fallback * -lr
+    keep = (param_norm > 0) & (dir_norm > 0)
+    ratio = torch.where(keep, param_norm / dir_norm, 1.0 if fallback is None else fallback)
+    return ratio * -lr
+
+
+def _workspace(numel: int, like: Tensor) -> Tensor:
+    """Scratch memory for one step, reused across tensors.
+
+    A fresh temporary per tensor and operation costs more than the arithmetic on
+    CPU (the allocator hands back memory that must be faulted in again), so each
+    kernel allocates one flat buffer and carves views out of it.
+    """
+    return torch.empty(numel, dtype=like.dtype, device=like.device)
+
+
+def _single_tensor_lamb(
+    params: list[Tensor],
+    grads: list[Tensor],
+    exp_avgs: list[Tensor],
+    exp_avg_sqs: list[Tensor],
+    steps: list[Tensor],
+    emas: list[Tensor] | None,
+    *,
+    lr: float,
+    c: float,
+    beta1: float,
+    beta2: float,
+    beta3: float,
+    eps: float,
+    weight_decay: float,
+    bias_correction: bool,
+    trust_ratio: bool,
+) -> None:
+    scratch: dict[tuple[torch.device, torch.dtype], Tensor] = {}
+    for p in params:
+        key = (p.device, p.dtype)
+        if key not in scratch or scratch[key].numel() < p.numel():
+            scratch[key] = _workspace(p.numel(), p)
+
+    for i, param in enumerate(params):
+        grad, exp_avg, exp_avg_sq, step = grads[i], exp_avgs[i], exp_avg_sqs[i], steps[i]
+        tmp = scratch[(param.device, param.dtype)][: param.numel()].view(param.shape)
+        step.add_(1)
+
+        mod_grad = grad
+        if emas is not None:
+            if c != 0.0:
+                mod_grad = torch.lerp(grad, emas[i], -c, out=tmp)
+            emas[i].lerp_(grad, 1.0 - beta1)
+
+        exp_avg.lerp_(mod_grad, 1.0 - beta2)
+        exp_avg_sq.mul_(beta3).addcmul_(mod_grad, mod_grad, value=1.0 - beta3)
+
+        denom = torch.sqrt(exp_avg_sq, out=tmp)
+        fallback = None
+        if bias_correction:
+            eps_k, wd_k, fallback = _bias_terms(
+                step.to(_scalar_dtype(param.dtype)),
+                beta2=beta2,
+                beta3=beta3,
+                eps=eps,
+                weight_decay=weight_decay,
+            )
+            denom.add_(eps_k)
+        else:
+            denom.add_(eps)
+        direction = torch.div(exp_avg, denom, out=tmp)
+        if weight_decay != 0.0:
+            if bias_correction:
+                direction.addcmul_(param, wd_k)
+            else:
+                direction.add_(param, alpha=weight_decay)
+
+        param_norm = dir_norm = None
+        if trust_ratio:
+            norm_dtype = _norm_dtype(param.dtype)
+            param_norm = torch.linalg.vector_norm(param, dtype=norm_dtype)
+            dir_norm = torch.linalg.vector_norm(direction, dtype=norm_dtype)
+        scale = _step_scale(param_norm, dir_norm, fallback, lr)
+        if scale is None:
+            param.add_(direction, alpha=-lr)
+        else:
+            param.addcmul_(direction, scale)
+
+
+# Where temporaries come from in the foreach path on CPU. A fresh temporary for a
+# large tensor comes straight from the OS and is faulted in page by page, which
+# costs several times the arithmetic; small ones are recycled by malloc and
+# cost nothing, while every extra op on a small tensor costs a dispatch. So
+# tensors of at least _SCRATCH_MIN_NUMEL elements work in place in a reused
+# scratch buffer (chunks of at most _CPU_CHUNK_NUMEL elements), and smaller ones
+# use out-of-place ops (fewest passes). Accelerators' caching allocators make
+# temporaries cheap, so there everything takes the out-of-place form.
+_SCRATCH_MIN_NUMEL = 1 << 15
+_CPU_CHUNK_NUMEL = 1 << 20
+
+
+def _batches(params: list[Tensor], device: torch.device) -> list[tuple[list[int], bool]]:
+    """Index batches of a device/dtype group, each flagged whether it uses a scratch buffer."""
+    if device.type != "cpu":
+        return [(list(range(len(params))), False)]
+    small = [i for i, p in enumerate(params) if p.numel() < _SCRATCH_MIN_NUMEL]
+    batches = [(small, False)] if small else []
+    chunk: list[int] = []
+    total = 0
+    for i, p in enumerate(params):
+        if p.numel() < _SCRATCH_MIN_NUMEL:
+            continue
+        if chunk and total + p.numel() > _CPU_CHUNK_NUMEL:
+            batches.append((chunk, True))
+            chunk, total = [], 0
+        chunk.append(i)
+        total += p.numel()
+    if chunk:
+        batches.append((chunk, True))
+    return batches
+
+
+def _multi_tensor_lamb(
+    params: list[Tensor],
+    grads: list[Tensor],
+    exp_avgs: list[Tensor],
+    exp_avg_sqs: list[Tensor],
+    steps: list[Tensor],
+    emas: list[Tensor] | None,
+    *,
+    lr: float,
+    c: float,
+    beta1: float,
+    beta2: float,
+    beta3: float,
+    eps: float,
+    weight_decay: float,
+    bias_correction: bool,
+    trust_ratio: bool,
+) -> None:
+    lists = [params, grads, exp_avgs, exp_avg_sqs, steps]
+    if emas is not None:
+        lists.append(emas)
+    grouped = Optimizer._group_tensors_by_device_and_dtype(lists)
+    for (device, dtype), (tensors, _) in grouped.items():
+        torch._foreach_add_(tensors[4], 1.0)
+        bias = None
+        if bias_correction:
+            step_vec = torch.stack(tensors[4]).to(_scalar_dtype(dtype))
+            bias = _bias_terms(
+                step_vec, beta2=beta2, beta3=beta3, eps=eps, weight_decay=weight_decay
+            )
+        batches = _batches(tensors[0], device)
+        # One scratch buffer per group, as large as the largest batch that needs it.
+        scratch_numel = max(
+            (sum(tensors[0][i].numel() for i in index) for index, use in batches if use),
+            default=0,
+        )
+        buffer = _workspace(scratch_numel, tensors[0][0]) if scratch_numel else None
+        for index, use_scratch in batches:
+            everything = len(index) == len(tensors[0])
+            if everything:
+                batch = [tensors[j] for j in (0, 1, 2, 3)]
+                batch_bias = bias
+            else:
+                batch = [[tensors[j][i] for i in index] for j in (0, 1, 2, 3)]
+                picked = torch.tensor(index, device=device)
+                batch_bias = None if bias is None else tuple(b[picked] for b in bias)
+            ema = None
+            if emas is not None:
+                ema = tensors[5] if everything else [tensors[5][i] for i in index]
+            scratch = None
+            if use_scratch:
+                scratch = [
+                    part.view(p.shape)
+                    for part, p in zip(
+                        buffer.split([p.numel() for p in batch[0]]), batch[0], strict=False
+                    )
+                ]
+            _multi_tensor_lamb_batch(
+                *batch,
+                ema,
+                scratch,
+                batch_bias,
+                lr=lr,
+                c=c,
+                beta1=beta1,
+                beta2=beta2,
+                beta3=beta3,
+                eps=eps,
+                weight_decay=weight_decay,
+                trust_ratio=trust_ratio,
+                dtype=dtype,
+            )
+
+
+def _multi_tensor_lamb_batch(
+    p: list[Tensor],
+    g: list[Tensor],
+    m: list[Tensor],
+    v: list[Tensor],
+    e: list[Tensor] | None,
+    scratch: list[Tensor] | None,
+    bias: tuple[Tensor, Tensor, Tensor] | None,
+    *,
+    lr: float,
+    c: float,
+    beta1: float,
+    beta2: float,
+    beta3: float,
+    eps: float,
+    weight_decay: float,
+    trust_ratio: bool,
+    dtype: torch.dtype,
+) -> None:
+    eps_k, wd_k, fallback = bias if bias is not None else (None, None, None)
+
+    mod_grad = g
+    if e is not None:
+        if c != 0.0:
+            if scratch is None:
+                mod_grad = torch._foreach_lerp(g, e, -c)
+            else:
+                torch._foreach_copy_(scratch, g)
+                torch._foreach_lerp_(scratch, e, -c)
+                mod_grad = scratch
+        torch._foreach_lerp_(e, g, 1.0 - beta1)
+
+    torch._foreach_lerp_(m, mod_grad, 1.0 - beta2)
+    torch._foreach_mul_(v, beta3)
+    torch._foreach_addcmul_(v, mod_grad, mod_grad, 1.0 - beta3)
+    del mod_grad
+
+    if scratch is None:
+        direction = torch._foreach_sqrt(v)
+    else:
+        direction = scratch
+        torch._foreach_copy_(direction, v)
+        torch._foreach_sqrt_(direction)
+    if eps_k is not None:
+        torch._foreach_add_(direction, eps_k.unbind())
+    else:
+        torch._foreach_add_(direction, eps)
+    if scratch is None:
+        direction = torch._foreach_div(m, direction)
+    else:
+        # m / denom in place: (denom / m)^-1; m = 0 gives inf, then 0, as it should.
+        torch._foreach_div_(direction, m)
+        torch._foreach_reciprocal_(direction)
+    if weight_decay != 0.0:
+        if wd_k is not None:
+            torch._foreach_addcmul_(direction, p, wd_k.unbind())
+        else:
+            torch._foreach_add_(direction, p, alpha=weight_decay)
+
+    param_norm = dir_norm = None
+    if trust_ratio:
+        norm_dtype = _norm_dtype(dtype)
+        param_norm = torch.stack(torch._foreach_norm(p, 2, dtype=norm_dtype))
+        dir_norm = torch.stack(torch._foreach_norm(direction, 2, dtype=norm_dtype))
+    scale = _step_scale(param_norm, dir_norm, fallback, lr)
+    if scale is None:
+        torch._foreach_add_(p, direction, alpha=-lr)
+    else:
+        torch._foreach_addcmul_(p, direction, scale.unbind())

@@ -1,0 +1,1 @@
+"""service: REST API, storage and dashboard of ALTO Tune (no torch, ray or workers)."""

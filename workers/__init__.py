@@ -1,0 +1,1 @@
+"""workers: tasks, training and tuning jobs on Ray Tune, using alto_core's optimizers."""
