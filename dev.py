@@ -13,8 +13,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
+import socket
 import subprocess
 import sys
+import time
 import venv
 from pathlib import Path
 
@@ -65,8 +68,45 @@ def start() -> None:
     run(BIN / "alto", "demo", "--out", ARTIFACTS / "landscapes.png")
 
 
+def postgres_up(host: str = "127.0.0.1", port: int = 5432) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+def ensure_postgres() -> None:
+    """The storage tests need a PostgreSQL server (trust auth on 127.0.0.1); start one."""
+    if os.environ.get("ALTO_TEST_POSTGRES_URL") or postgres_up():
+        return
+    if not shutil.which("pg_ctlcluster") and shutil.which("apt-get") and os.geteuid() == 0:
+        print("PostgreSQL is not installed: installing Debian's postgresql", flush=True)
+        run("apt-get", "install", "-y", "-q", "postgresql")
+        # A throwaway CI machine: let local TCP connections in without a password.
+        for hba in Path("/etc/postgresql").glob("*/main/pg_hba.conf"):
+            hba.write_text(
+                "host all all 127.0.0.1/32 trust\nhost all all ::1/128 trust\n"
+                "local all all trust\n" + hba.read_text()
+            )
+    for version in sorted(p.name for p in Path("/etc/postgresql").glob("*")):
+        print(f"starting PostgreSQL {version}", flush=True)
+        subprocess.run(
+            ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "start"], check=False
+        )
+    for _ in range(60):
+        if postgres_up():
+            return
+        time.sleep(0.5)
+    sys.exit(
+        "PostgreSQL is not reachable on 127.0.0.1:5432 and could not be started; "
+        "set ALTO_TEST_POSTGRES_URL to a server the tests may create databases on"
+    )
+
+
 def test(pytest_args: list[str]) -> None:
     setup("test")
+    ensure_postgres()
     run(BIN / "ruff", "check", ".")
     run(BIN / "ruff", "format", "--check", ".")
     run(BIN / "lint-imports")

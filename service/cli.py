@@ -1,21 +1,28 @@
 """The ``alto`` command line.
 
-Subcommands come from the ``alto.commands`` entry point group, so the service
-package never imports ``workers`` (nor torch): each package registers its own
-commands in pyproject.toml and they are loaded only when the CLI starts.
+The service's own commands (db, serve, token, jobs) are defined here and in
+the feature folders. Other packages add subcommands through the
+``alto.commands`` entry point group (``workers`` adds ``demo``, ``worker``...),
+loaded only when asked for, so this module never imports workers or torch.
 """
 
 from __future__ import annotations
 
+import os
+import sys
 from importlib.metadata import entry_points
 
 import click
+
+from service.auth.cli import token
+from service.core.config import Settings
+from service.jobs.cli import jobs
 
 ENTRY_POINT_GROUP = "alto.commands"
 
 
 class _PluginGroup(click.Group):
-    """A click group whose subcommands are loaded lazily from entry points."""
+    """A click group whose extra subcommands are loaded lazily from entry points."""
 
     def _plugins(self) -> dict[str, object]:
         return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
@@ -33,4 +40,91 @@ class _PluginGroup(click.Group):
 @click.group(cls=_PluginGroup)
 @click.version_option(package_name="alto-tune")
 def main() -> None:
-    """ALTO Tune: find and serve alpha, beta1 and lr for the ALTO optimizer."""
+    """ALTO Tune: find and serve alpha, beta1 and lr for the ALTO optimizer.
+
+    Settings come from ALTO_* environment variables (ALTO_DATABASE_URL,
+    ALTO_DATA_DIR, ALTO_HOST, ALTO_PORT, ...).
+    """
+
+
+@main.group("db")
+def db() -> None:
+    """Database schema (Alembic migrations)."""
+
+
+@db.command("upgrade")
+@click.option("--revision", default="head", show_default=True)
+def db_upgrade(revision: str) -> None:
+    """Migrate the database to a revision (default: the newest)."""
+    from service.core.migrate import upgrade
+
+    settings = Settings()
+    upgrade(settings.url, revision)
+    click.echo(f"database at {revision}: {_redacted(settings.url)}")
+
+
+@db.command("current")
+def db_current() -> None:
+    """Print the database's schema revision and the newest one."""
+    from service.core.migrate import current_revision, head_revision
+    from service.storage import Database
+
+    database = Database.from_settings(Settings())
+    click.echo(f"current: {current_revision(database.engine)}  head: {head_revision()}")
+
+
+def _redacted(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+@main.command("serve")
+@click.option("--host", default=None, help="Default: ALTO_HOST or 127.0.0.1.")
+@click.option("--port", type=int, default=None, help="Default: ALTO_PORT or 8000.")
+@click.option("--workers", type=int, default=None, help="uvicorn processes (ALTO_WORKERS).")
+@click.option(
+    "--migrate/--no-migrate",
+    default=True,
+    show_default=True,
+    help="Upgrade the database schema before serving.",
+)
+def serve(host: str | None, port: int | None, workers: int | None, migrate: bool) -> None:
+    """Serve the REST API with uvicorn."""
+    import uvicorn
+
+    from service.core.migrate import upgrade
+    from service.storage import Database
+
+    # The app reads its settings from the environment in each uvicorn process.
+    for name, value in (("ALTO_HOST", host), ("ALTO_PORT", port), ("ALTO_WORKERS", workers)):
+        if value is not None:
+            os.environ[name] = str(value)
+    settings = Settings()
+    if migrate:
+        upgrade(settings.url)
+    if not settings.loopback_only:
+        database = Database.from_settings(settings)
+        with database.unit_of_work() as uow:
+            has_token = uow.tokens.any_active()
+        database.dispose()
+        if not has_token:
+            click.echo(
+                f"refusing to listen on {settings.host}: no API token exists, so anyone who "
+                "can reach this address could submit jobs. Create one with "
+                "`alto token create NAME`, or listen on 127.0.0.1.",
+                err=True,
+            )
+            sys.exit(2)
+    uvicorn.run(
+        "service.app:app_from_environment",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        log_level="info",
+    )
+
+
+main.add_command(token)
+main.add_command(jobs)

@@ -1,0 +1,1 @@
+"""Alembic environment and versions (a package so that installed copies ship it)."""

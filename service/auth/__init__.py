@@ -1,0 +1,1 @@
+"""API tokens: creation, hashing, verification, and the request dependency that enforces them."""

@@ -1,0 +1,67 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from service.catalogue.models import OptimizerRow, TaskRow
+from service.core.db import utcnow
+from service.core.types import JSONFloat, Record
+
+
+class TaskInfo(Record):
+    name: str
+    description: str = ""
+    metric: str
+    direction: str  # "max" or "min"
+    max_batch_size: int
+    default_epochs: int
+    lr_low: JSONFloat
+    lr_high: JSONFloat
+    default_lr: JSONFloat
+    search_defaults: dict[str, Any] = {}
+    published_by: str = ""
+    published_at: datetime | None = None
+
+
+class OptimizerInfo(Record):
+    name: str
+    description: str = ""
+    searched: list[str]
+    defaults: dict[str, Any] = {}
+
+
+class CatalogueRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def publish_tasks(self, tasks: list[TaskInfo], publisher: str) -> None:
+        now = utcnow()
+        for task in tasks:
+            values = task.model_dump(exclude={"published_by", "published_at"})
+            self.session.merge(TaskRow(**values, published_by=publisher, published_at=now))
+        self.session.flush()
+
+    def publish_optimizers(self, optimizers: list[OptimizerInfo]) -> None:
+        now = utcnow()
+        for opt in optimizers:
+            self.session.merge(OptimizerRow(**opt.model_dump(), published_at=now))
+        self.session.flush()
+
+    def tasks(self) -> list[TaskInfo]:
+        rows = self.session.scalars(select(TaskRow).order_by(TaskRow.name))
+        return [TaskInfo.model_validate(r) for r in rows]
+
+    def task(self, name: str) -> TaskInfo | None:
+        row = self.session.get(TaskRow, name)
+        return None if row is None else TaskInfo.model_validate(row)
+
+    def optimizers(self) -> list[OptimizerInfo]:
+        rows = self.session.scalars(select(OptimizerRow).order_by(OptimizerRow.name))
+        return [OptimizerInfo.model_validate(r) for r in rows]
+
+    def optimizer(self, name: str) -> OptimizerInfo | None:
+        row = self.session.get(OptimizerRow, name)
+        return None if row is None else OptimizerInfo.model_validate(row)

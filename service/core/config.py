@@ -1,0 +1,62 @@
+"""One typed settings object, read once at the edge and passed in (never read at import)."""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """ALTO Tune settings; every field can be set as ``ALTO_<NAME>`` in the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="ALTO_", extra="ignore")
+
+    data_dir: Path = Field(Path(".alto"), description="Where the default SQLite database lives.")
+    database_url: str | None = Field(
+        None,
+        description="SQLAlchemy URL, e.g. postgresql+psycopg://user@host/db. "
+        "Default: a SQLite file in data_dir.",
+    )
+    host: str = Field("127.0.0.1", description="Address alto serve listens on.")
+    port: int = Field(8000, ge=1, le=65535)
+    workers: int = Field(1, ge=1, le=64, description="uvicorn worker processes.")
+    require_token: bool = Field(
+        False,
+        description="Require an API token for writes even on loopback "
+        "(always required when listening beyond loopback).",
+    )
+    public_reads: bool = Field(
+        False, description="Let reads through without a token when tokens are required."
+    )
+    max_body_bytes: int = Field(1 << 20, ge=1024, description="Largest accepted request body.")
+    lease_seconds: float = Field(30.0, gt=0, description="How long a worker's job lease lasts.")
+    sqlite_busy_timeout_ms: int = Field(10_000, ge=0)
+    recommendation_cache_seconds: float = Field(
+        2.0, ge=0, description="How long an answer of GET /recommendations is reused (0: never)."
+    )
+
+    @property
+    def url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'alto.db').resolve()}"
+
+    @property
+    def loopback_only(self) -> bool:
+        return is_loopback(self.host)
+
+    @property
+    def tokens_required(self) -> bool:
+        return self.require_token or not self.loopback_only
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -1,0 +1,133 @@
+"""Job submission: a spec is checked against the catalogue the workers published."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from service.auth.dependencies import Principal
+from service.catalogue.repository import OptimizerInfo, TaskInfo
+from service.core.errors import Conflict, InvalidInput, NotFound
+from service.jobs.repository import Job
+from service.jobs.schemas import JobSpec
+from service.storage import Database, UnitOfWork
+
+
+def _known(names: list[str]) -> str:
+    return ", ".join(names) if names else "none: no worker has published a catalogue yet"
+
+
+def _check_stability(arm_index: int, opt: OptimizerInfo, spec_arm) -> None:
+    """Every (alpha, beta1) the ranges allow must satisfy |alpha (1 - beta1)| < 1."""
+    if "alpha" not in opt.searched:
+        return
+    search_defaults = opt.defaults.get("search", {})
+    alpha = spec_arm.search.get("alpha") or search_defaults.get("alpha")
+    beta1 = spec_arm.search.get("beta1") or search_defaults.get("beta1")
+    if alpha is None or beta1 is None:
+        return  # sampled through c = alpha (1 - beta1) in (-1, 1): stable by construction
+    a_low, a_high = _bounds(alpha)
+    b_low, _ = _bounds(beta1)
+    if not 0 <= b_low < 1:
+        raise InvalidInput(
+            f"beta1 must lie in [0, 1), the range starts at {b_low}",
+            field=f"arms[{arm_index}].search.beta1",
+            value=b_low,
+        )
+    worst = max(abs(a_low), abs(a_high)) * (1 - b_low)
+    if worst >= 1:
+        raise InvalidInput(
+            f"the alpha range [{a_low}, {a_high}] with beta1 from {b_low} breaks the stability "
+            f"rule |alpha (1 - beta1)| < 1 (worst case {worst:.4g}); narrow alpha to "
+            f"|alpha| < {1 / (1 - b_low):.4g} or raise beta1's lower bound",
+            field=f"arms[{arm_index}].search.alpha",
+            value={"low": a_low, "high": a_high},
+        )
+
+
+def _bounds(r) -> tuple[float, float]:
+    if isinstance(r, dict):
+        return float(r["low"]), float(r["high"])
+    return r.low, r.high
+
+
+def validate_spec(uow: UnitOfWork, spec: JobSpec) -> TaskInfo:
+    """Check the spec against the published catalogue; raise InvalidInput naming the field."""
+    task = uow.catalogue.task(spec.task)
+    if task is None:
+        names = [t.name for t in uow.catalogue.tasks()]
+        raise InvalidInput(
+            f"unknown task {spec.task!r}; known tasks: {_known(names)}",
+            field="task",
+            value=spec.task,
+            known=names,
+        )
+    for i, batch in enumerate(spec.batch_sizes):
+        if batch > task.max_batch_size:
+            raise InvalidInput(
+                f"batch size {batch} is above task {task.name!r}'s maximum {task.max_batch_size}",
+                field=f"batch_sizes[{i}]",
+                value=batch,
+            )
+    optimizers = {o.name: o for o in uow.catalogue.optimizers()}
+    for i, arm in enumerate(spec.arms):
+        opt = optimizers.get(arm.optimizer)
+        if opt is None:
+            raise InvalidInput(
+                f"unknown optimizer {arm.optimizer!r}; known: {_known(sorted(optimizers))}",
+                field=f"arms[{i}].optimizer",
+                value=arm.optimizer,
+                known=sorted(optimizers),
+            )
+        for name in arm.search:
+            if name not in opt.searched:
+                raise InvalidInput(
+                    f"optimizer {opt.name!r} does not search {name!r} "
+                    f"(it searches: {', '.join(opt.searched)})",
+                    field=f"arms[{i}].search.{name}",
+                    value=name,
+                )
+        _check_stability(i, opt, arm)
+    return task
+
+
+def request_hash(spec: JobSpec) -> str:
+    canonical = json.dumps(spec.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def submit(
+    database: Database, spec: JobSpec, principal: Principal, idempotency_key: str | None
+) -> tuple[Job, bool]:
+    """Create the job (or find the one this Idempotency-Key made); returns (job, created)."""
+    digest = request_hash(spec)
+    with database.unit_of_work(write=True) as uow:
+        if idempotency_key is not None:
+            found = uow.jobs.by_idempotency_key(principal.token_id, idempotency_key)
+            if found is not None:
+                job, previous = found
+                if previous != digest:
+                    raise Conflict(
+                        "this Idempotency-Key was used with a different request body",
+                        field="header.Idempotency-Key",
+                        value=idempotency_key,
+                    )
+                return job, False
+        validate_spec(uow, spec)
+        job = uow.jobs.create(
+            task=spec.task,
+            spec=spec.model_dump(mode="json"),
+            trials_total=spec.trials_total(),
+            owner_token_id=principal.token_id,
+            idempotency_key=idempotency_key,
+            request_hash=digest,
+        )
+        return job, True
+
+
+def visible_job(uow: UnitOfWork, job_id: int, principal: Principal) -> Job:
+    job = uow.jobs.get(job_id)
+    if job is None or not principal.may_see(job.owner_token_id):
+        # A job of another token is reported as absent, not as forbidden.
+        raise NotFound(f"no job {job_id}", field="path.job_id", value=job_id)
+    return job

@@ -1,0 +1,1 @@
+"""Recommended settings per (task, batch size, optimizer): measured, interpolated or the paper's."""

@@ -1,0 +1,1 @@
+"""Trials (one training run each) and their per-epoch curves."""

@@ -1,0 +1,67 @@
+"""Migrations: a database made at the first revision upgrades to head with its data, and
+the schema at head is exactly what the models describe (on both databases)."""
+
+from __future__ import annotations
+
+import math
+
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import text
+
+import service.storage  # noqa: F401  (registers every model)
+from service.core.db import Base, make_engine
+from service.core.migrate import current_revision, head_revision, upgrade
+from service.storage import Database
+
+
+def test_upgrade_from_first_revision_keeps_data(database_url):
+    upgrade(database_url, "0001")
+    engine = make_engine(database_url)
+    assert current_revision(engine) == "0001"
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO jobs (task, spec, status, trials_total, trials_done, attempts, "
+                "cancel_requested, owner_scope, created_at, updated_at) VALUES ('digits-mlp', "
+                "'{\"task\": \"digits-mlp\"}', 'queued', 4, 0, 0, false, 0, :now, :now)"
+            ),
+            {"now": "2026-01-01 00:00:00"},
+        )
+        tables = set(engine.dialect.get_table_names(connection))
+    assert "trial_flatness" not in tables
+    engine.dispose()
+
+    upgrade(database_url)
+    db = Database(database_url)
+    try:
+        assert current_revision(db.engine) == head_revision()
+        with db.unit_of_work(write=True) as uow:
+            (job,), _ = uow.jobs.list()
+            assert job.task == "digits-mlp" and job.spec == {"task": "digits-mlp"}
+            study = uow.studies.ensure(job.id, 64, "alto", 1)
+            trial = uow.trials.record(
+                study_id=study.id, job_id=job.id, number=0, status="completed"
+            )
+            uow.trials.record_flatness(
+                trial.id,
+                top_eigenvalue=math.nan,
+                eigen_converged=False,
+                eigen_iterations=0,
+                method="test",
+            )
+        with db.unit_of_work() as uow:
+            assert math.isnan(uow.trials.flatness(trial.id).top_eigenvalue)
+    finally:
+        db.dispose()
+
+
+def test_models_match_the_migrations(database_url):
+    upgrade(database_url)
+    engine = make_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            context = MigrationContext.configure(connection, opts={"compare_type": True})
+            assert compare_metadata(context, Base.metadata) == []
+    finally:
+        engine.dispose()
