@@ -63,9 +63,13 @@ def setup(extras: str) -> None:
 
 
 def start() -> None:
+    """Serve the API and dashboard with a tuning worker; queue a demo job on a new database."""
     setup("")
-    ARTIFACTS.mkdir(exist_ok=True)
-    run(BIN / "alto", "demo", "--out", ARTIFACTS / "landscapes.png")
+    print("ALTO Tune on http://127.0.0.1:8000 (API docs: /docs); Ctrl-C stops it", flush=True)
+    try:
+        run(BIN / "alto", "serve", "--demo")
+    except KeyboardInterrupt:
+        pass
 
 
 def postgres_up(host: str = "127.0.0.1", port: int = 5432) -> bool:

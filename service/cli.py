@@ -9,6 +9,7 @@ loaded only when asked for, so this module never imports workers or torch.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from importlib.metadata import entry_points
 
@@ -89,8 +90,24 @@ def _redacted(url: str) -> str:
     show_default=True,
     help="Upgrade the database schema before serving.",
 )
-def serve(host: str | None, port: int | None, workers: int | None, migrate: bool) -> None:
-    """Serve the REST API with uvicorn."""
+@click.option(
+    "--worker/--no-worker",
+    default=True,
+    show_default=True,
+    help="Also run a tuning worker (`alto worker`, local Ray) in its own process.",
+)
+@click.option("--demo", is_flag=True, help="On an empty database, queue a small demo job.")
+def serve(
+    host: str | None,
+    port: int | None,
+    workers: int | None,
+    migrate: bool,
+    worker: bool,
+    demo: bool,
+) -> None:
+    """Serve the REST API with uvicorn (and, unless --no-worker, a tuning worker)."""
+    import subprocess
+
     import uvicorn
 
     from service.core.migrate import upgrade
@@ -116,15 +133,64 @@ def serve(host: str | None, port: int | None, workers: int | None, migrate: bool
                 err=True,
             )
             sys.exit(2)
-    uvicorn.run(
-        "service.app:app_from_environment",
-        factory=True,
-        host=settings.host,
-        port=settings.port,
-        workers=settings.workers,
-        log_level="info",
-    )
+    if demo:
+        _queue_demo_job(settings)
+    # The worker is a separate process: the API process never imports torch or ray.
+    child = subprocess.Popen([sys.executable, "-m", "service.cli", "worker"]) if worker else None
+
+    def stop(signum: int, _frame: object) -> None:
+        # uvicorn re-raises the signal that stopped it once it has shut down; ending
+        # here, rather than by the signal's default action, lets `finally` stop the worker.
+        sys.exit(128 + signum)
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        uvicorn.run(
+            "service.app:app_from_environment",
+            factory=True,
+            host=settings.host,
+            port=settings.port,
+            workers=settings.workers,
+            log_level="info",
+        )
+    finally:
+        if child is not None:
+            child.terminate()  # SIGTERM: the worker hands its job back to the queue
+            try:
+                child.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                child.kill()
+
+
+DEMO_SPEC = {
+    "task": "digits-mlp",
+    "batch_sizes": [32, 512],
+    "arms": [{"optimizer": "alto"}, {"optimizer": "lamb"}],
+    "trials_per_study": 6,
+    "epochs_per_trial": 8,
+}
+
+
+def _queue_demo_job(settings: Settings) -> None:
+    from service.jobs.schemas import JobSpec
+    from service.storage import Database
+
+    database = Database.from_settings(settings)
+    with database.unit_of_work(write=True) as uow:
+        if uow.jobs.list(limit=1)[1] == 0:
+            spec = JobSpec.model_validate(DEMO_SPEC)
+            job = uow.jobs.create(
+                task=spec.task, spec=spec.model_dump(mode="json"), trials_total=spec.trials_total()
+            )
+            click.echo(
+                f"queued demo job {job.id}: {spec.task}, batch sizes "
+                f"{spec.batch_sizes}, {job.trials_total} trials"
+            )
+    database.dispose()
 
 
 main.add_command(token)
 main.add_command(jobs)
+
+if __name__ == "__main__":
+    main()

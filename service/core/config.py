@@ -34,6 +34,23 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(1 << 20, ge=1024, description="Largest accepted request body.")
     lease_seconds: float = Field(30.0, gt=0, description="How long a worker's job lease lasts.")
     sqlite_busy_timeout_ms: int = Field(10_000, ge=0)
+    # --- workers -----------------------------------------------------------------
+    datasets_dir: Path | None = Field(
+        None, description="Where tasks read and cache their data. Default: data_dir/datasets."
+    )
+    optuna_storage: str | None = Field(
+        None,
+        description="Optuna RDB URL where each study is mirrored for optuna-dashboard. "
+        "Default: a SQLite file data_dir/optuna.db (Optuna's tables cannot share our database).",
+    )
+    ray_address: str | None = Field(
+        None, description="An existing Ray cluster (also read from RAY_ADDRESS). Default: local."
+    )
+    ray_num_cpus: int | None = Field(None, ge=1, description="CPUs of the embedded local Ray.")
+    worker_poll_seconds: float = Field(2.0, gt=0, description="How often an idle worker looks.")
+    heartbeat_seconds: float | None = Field(
+        None, gt=0, description="Lease renewal period. Default: a third of lease_seconds."
+    )
     recommendation_cache_seconds: float = Field(
         2.0, ge=0, description="How long an answer of GET /recommendations is reused (0: never)."
     )
@@ -43,6 +60,18 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'alto.db').resolve()}"
+
+    @property
+    def datasets_path(self) -> Path:
+        return (self.datasets_dir or self.data_dir / "datasets").resolve()
+
+    @property
+    def optuna_url(self) -> str:
+        return self.optuna_storage or f"sqlite:///{(self.data_dir / 'optuna.db').resolve()}"
+
+    @property
+    def heartbeat_period(self) -> float:
+        return self.heartbeat_seconds or self.lease_seconds / 3
 
     @property
     def loopback_only(self) -> bool:

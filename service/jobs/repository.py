@@ -154,8 +154,15 @@ class JobRepository:
         return counts
 
     # --- worker side --------------------------------------------------------------
-    def claim(self, worker: str, lease_seconds: float, now: datetime | None = None) -> Job | None:
-        """Take the oldest queued job, or a running one whose lease expired.
+    def claim(
+        self,
+        worker: str,
+        lease_seconds: float,
+        now: datetime | None = None,
+        job_id: int | None = None,
+    ) -> Job | None:
+        """Take the oldest queued job, or a running one whose lease expired (or only
+        ``job_id``, when given).
 
         Run inside a write unit of work: on PostgreSQL the candidate row is locked
         with FOR UPDATE SKIP LOCKED, so concurrent claimers take different jobs; on
@@ -166,6 +173,8 @@ class JobRepository:
             JobRow.status == "queued",
             (JobRow.status == "running") & (JobRow.lease_expires_at < now),
         )
+        if job_id is not None:
+            claimable = claimable & (JobRow.id == job_id)
         while True:
             row = self.session.scalar(
                 select(JobRow)

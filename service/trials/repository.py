@@ -47,6 +47,7 @@ class Trial(Record):
     node: str | None
     device: str | None
     error: str | None
+    checkpoint: str | None = None
     created_at: datetime
     updated_at: datetime
 
@@ -70,6 +71,7 @@ _TRIAL_FIELDS = (
     "node",
     "device",
     "error",
+    "checkpoint",
 )
 
 

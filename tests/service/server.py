@@ -54,9 +54,10 @@ def wait_until_up(url: str, process: subprocess.Popen, timeout: float = 60.0) ->
 
 @contextmanager
 def running_server(
-    data_dir: Path, database_url: str | None = None, **settings: str
+    data_dir: Path, database_url: str | None = None, *, worker: bool = False, **settings: str
 ) -> Iterator[Server]:
-    """Migrate, then start `alto serve` on a free loopback port; stop it afterwards."""
+    """Migrate, then start `alto serve` on a free loopback port (with a tuning worker when
+    ``worker``); stop it afterwards."""
     port = free_port()
     env = {
         **os.environ,
@@ -71,14 +72,13 @@ def running_server(
     upgrade(url)
     database = Database(url)
     log = open(data_dir / "server.log", "w")  # noqa: SIM115  (closed below)
-    process = subprocess.Popen(
-        [ALTO, "serve", "--no-migrate"], env=env, stdout=log, stderr=subprocess.STDOUT
-    )
+    args = [ALTO, "serve", "--no-migrate", "--worker" if worker else "--no-worker"]
+    process = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         wait_until_up(f"http://127.0.0.1:{port}", process)
         yield Server(f"http://127.0.0.1:{port}", database, env, process)
     finally:
         process.terminate()
-        process.wait(timeout=30)
+        process.wait(timeout=90)
         log.close()
         database.dispose()

@@ -1,0 +1,100 @@
+"""Tuning overhead: run 32 trials of a short real task through the worker's Ray Tune path.
+
+Prints the total wall time, the sum of the trials' own training time (as each trial
+reports it), and the overhead per trial: (slots x wall - training) / trials, where
+slots is the number of trials running at once. Includes Ray start-up separately.
+Asserts nothing.
+
+    .venv/bin/python benchmarks/tuning_overhead.py [--trials 32] [--epochs 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from workers import search, tuning
+from workers.tasks import get_task
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--task", default="digits-mlp")
+    parser.add_argument("--trials", type=int, default=32)
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--concurrent", type=int, default=os.cpu_count() or 1)
+    args = parser.parse_args()
+
+    task = get_task(args.task)
+    workdir = Path(tempfile.mkdtemp(prefix="alto-overhead-"))
+    task.load(workdir / "datasets")  # on disk, as after a task's first use
+    start = time.perf_counter()
+    resources = tuning.init_ray(num_cpus=args.concurrent)
+    ray_start = time.perf_counter() - start
+    space = search.space_for("alto", task)
+    plan = tuning.StudyPlan(
+        name="overhead",
+        trial_config={
+            "task": task.name,
+            "batch_size": args.batch_size,
+            "optimizer": "alto",
+            "epochs": args.epochs,
+            "seed": 0,
+            "data_dir": str(workdir / "datasets"),
+            "threads": 1,
+            "use_gpu": False,
+            "bf16": False,
+        },
+        space=space,
+        num_trials=args.trials,
+        first_number=0,
+        warm_start=search.warm_start(space, args.batch_size, task, []),
+        prior=[],
+        seed=0,
+        early_stopping={"enabled": False},  # every trial runs all its epochs
+    )
+    run = tuning.TuneRun(
+        name="overhead",
+        studies=[plan],
+        direction=task.direction,
+        cpus=1,
+        gpus=0,
+        max_concurrent=args.concurrent,
+        storage_path=str(workdir / "ray_results"),
+        optuna_storage=f"sqlite:///{workdir / 'optuna.db'}",
+    )
+    training: dict[int, float] = {}
+    ended: list[str] = []
+
+    def on_event(kind: str, event: tuning.TrialEvent) -> None:
+        if event.result:
+            training[event.number] = float(event.result.get("elapsed_s", 0.0))
+        if kind == "end":
+            ended.append(event.status or "?")
+
+    start = time.perf_counter()
+    tuning.run_studies(run, on_event, threading.Event())
+    wall = time.perf_counter() - start
+    tuning.shutdown_ray()
+    train = sum(training.values())
+    slots = min(args.concurrent, int(resources.get("CPU", 1)))
+    per_trial = (slots * wall - train) / args.trials
+    print(
+        f"task {task.name}, batch {args.batch_size}, {args.epochs} epochs per trial, "
+        f"{args.trials} trials, {slots} at a time; Ray start-up {ray_start:.1f} s"
+    )
+    print(f"statuses: {', '.join(f'{s} {ended.count(s)}' for s in sorted(set(ended)))}")
+    print(
+        f"total wall time {wall:.1f} s; sum of training time {train:.1f} s "
+        f"({train / args.trials:.2f} s per trial)"
+    )
+    print(f"overhead per trial: {per_trial:.2f} s  [(slots x wall - training) / trials]")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,162 @@
+"""`alto worker` and `alto tune`."""
+
+from __future__ import annotations
+
+import logging
+import math
+import sys
+
+import click
+
+from service.core.config import Settings
+
+
+def _settings(ray_address: str | None) -> Settings:
+    settings = Settings()
+    if ray_address:
+        settings = settings.model_copy(update={"ray_address": ray_address})
+    return settings
+
+
+@click.command("worker")
+@click.option("--ray-address", default=None, help="An existing Ray cluster (or RAY_ADDRESS).")
+@click.option("--max-jobs", type=int, default=None, help="Exit after this many jobs.")
+@click.option("--exit-when-idle", is_flag=True, help="Exit when no job is queued.")
+@click.option("--worker-id", default=None, help="Default: host:pid:random.")
+def worker(
+    ray_address: str | None, max_jobs: int | None, exit_when_idle: bool, worker_id: str | None
+) -> None:
+    """Claim queued tuning jobs and run them on Ray (local unless --ray-address)."""
+    from workers.dispatcher import Dispatcher
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    done = Dispatcher(
+        _settings(ray_address),
+        worker_id=worker_id,
+        max_jobs=max_jobs,
+        exit_when_idle=exit_when_idle,
+    ).run()
+    click.echo(f"worker ran {done} job(s)")
+
+
+def _format(value: float | None, digits: int = 4) -> str:
+    if value is None:
+        return "-"
+    if not math.isfinite(value):
+        return str(value)
+    return f"{value:.{digits}g}"
+
+
+@click.command("tune")
+@click.option("--task", required=True, help="A registered task, e.g. mnist1d-cnn.")
+@click.option("--batch-sizes", required=True, help="Comma-separated, e.g. 128,1024,8192.")
+@click.option(
+    "--trials",
+    type=click.IntRange(1, 10_000),
+    default=16,
+    show_default=True,
+    help="Trials per study (per batch size and optimizer).",
+)
+@click.option(
+    "--epochs",
+    type=click.IntRange(1, 10_000),
+    default=None,
+    help="Epochs per trial (default: the task's).",
+)
+@click.option("--optimizers", default="alto,lamb", show_default=True)
+@click.option("--seeds", default="0", show_default=True, help="Comma-separated seeds.")
+@click.option("--reevaluate-top", type=click.IntRange(0, 10), default=0, show_default=True)
+@click.option("--cpus-per-trial", type=float, default=1.0, show_default=True)
+@click.option("--gpus-per-trial", type=float, default=0.0, show_default=True)
+@click.option("--max-concurrent", type=int, default=None)
+@click.option("--ray-address", default=None)
+def tune(
+    task: str,
+    batch_sizes: str,
+    trials: int,
+    epochs: int | None,
+    optimizers: str,
+    seeds: str,
+    reevaluate_top: int,
+    cpus_per_trial: float,
+    gpus_per_trial: float,
+    max_concurrent: int | None,
+    ray_address: str | None,
+) -> None:
+    """Tune a task here and now, without the API: the worker's code path, a progress bar,
+    and a table of the best settings per batch size."""
+    from pydantic import ValidationError
+    from tqdm import tqdm
+
+    from service.core.migrate import upgrade
+    from service.jobs.schemas import JobSpec
+    from workers.dispatcher import Dispatcher, publish_catalogue
+    from workers.tasks import get_task, registered_tasks
+
+    logging.basicConfig(level=logging.WARNING)
+    if task not in registered_tasks():
+        raise click.BadParameter(
+            f"unknown task {task!r}; registered: {', '.join(registered_tasks())}",
+            param_hint="--task",
+        )
+    try:
+        spec = JobSpec(
+            task=task,
+            batch_sizes=[int(b) for b in batch_sizes.split(",") if b.strip()],
+            arms=[{"optimizer": o.strip()} for o in optimizers.split(",") if o.strip()],
+            trials_per_study=trials,
+            epochs_per_trial=epochs,
+            seeds=[int(s) for s in seeds.split(",") if s.strip()],
+            reevaluate_top=reevaluate_top,
+            resources={"cpu": cpus_per_trial, "gpu": gpus_per_trial},
+            max_concurrent_trials=max_concurrent,
+        )
+    except (ValidationError, ValueError) as exc:
+        raise click.UsageError(str(exc)) from exc
+    spec_task = get_task(task)
+    too_big = [b for b in spec.batch_sizes if b > spec_task.max_batch_size]
+    if too_big:
+        raise click.BadParameter(
+            f"{too_big} above {task}'s maximum {spec_task.max_batch_size}",
+            param_hint="--batch-sizes",
+        )
+    settings = _settings(ray_address)
+    upgrade(settings.url)
+    dispatcher = Dispatcher(settings, worker_id="alto-tune-cli")
+    publish_catalogue(dispatcher.database, dispatcher.worker)
+    with dispatcher.database.unit_of_work(write=True) as uow:
+        job = uow.jobs.create(
+            task=task, spec=spec.model_dump(mode="json"), trials_total=spec.trials_total()
+        )
+        job = uow.jobs.claim(dispatcher.worker, settings.lease_seconds, job_id=job.id)
+    from workers import tuning
+
+    resources = tuning.init_ray(settings.ray_address, settings.ray_num_cpus)
+    with tqdm(total=job.trials_total, unit="trial", desc=f"job {job.id}") as bar:
+
+        def advance(trial) -> None:
+            bar.update(1)
+            bar.set_postfix_str(f"{trial.status} {_format(trial.final_metric)}")
+
+        outcome = dispatcher.run_job(job, resources.get("CPU"), on_trial_end=advance)
+    tuning.shutdown_ray()
+    with dispatcher.database.unit_of_work() as uow:
+        recs = uow.recommendations.for_job(job.id)
+        final = uow.jobs.get(job.id)
+    click.echo(f"\njob {job.id} {outcome}" + (f": {final.error}" if final.error else ""))
+    metric = spec_task.metric
+    click.echo(
+        f"{'batch':>6} {'optimizer':<10} {'alpha':>9} {'beta1':>8} {'lr':>9} "
+        f"{metric:>11} {'Lamb':>9} {'uplift':>8} {'trials':>6}"
+    )
+    for r in recs:
+        s = r.settings
+        click.echo(
+            f"{r.batch_size:>6} {r.optimizer:<10} {_format(s.get('alpha')):>9} "
+            f"{_format(s.get('beta1')):>8} {_format(s.get('lr'), 3):>9} "
+            f"{_format(r.metric):>11} {_format(r.baseline_metric):>9} "
+            f"{_format(r.uplift, 3):>8} {r.n_trials:>6}"
+        )
+    dispatcher.database.dispose()
+    if outcome != "succeeded":
+        sys.exit(1)

@@ -1,0 +1,454 @@
+"""Everything that touches Ray: starting Ray, running Optuna studies through Ray Tune, and
+measuring flatness as a Ray task. Ray Tune's API moves, so it stays in this module.
+
+All studies of a job (one per batch size and optimizer arm) run in ONE ``tune.Tuner``:
+a trial process pays for importing torch and Ray Tune and for warming up torch's
+optimizers (about 8 s here) once per job instead of once per study, and
+``reuse_actors=True`` hands it trial after trial. Each study keeps its own Optuna
+search (``OptunaSearch``, multivariate TPE, seeded) and its own ASHA early stopping:
+``_StudySearcher`` and ``_StudyScheduler`` route every trial to the study it belongs
+to, so trials of different batch sizes or optimizers are never compared.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import ray
+import torch
+from ray import tune
+from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
+from ray.tune.search import Searcher
+from ray.tune.stopper import Stopper
+
+from workers.search import SearchSpace, to_hyper
+from workers.trainable import TrialConfig, measure_flatness, run_trial
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_FILE = "state.pt"
+STUDY_KEY = "study"
+
+
+def init_ray(address: str | None = None, num_cpus: int | None = None) -> dict[str, float]:
+    """Start (or join, with an address) Ray; returns the cluster's resources."""
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    # Result files are off (we stream results to the database), so Tune's summary would
+    # only complain that it cannot find them.
+    logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
+    if not ray.is_initialized():
+        if address:
+            ray.init(address=address, log_to_driver=False)
+        else:
+            # Token auth only protects a shared cluster; the embedded one is ours alone.
+            os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+            ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
+    return ray.cluster_resources()
+
+
+def shutdown_ray() -> None:
+    if ray.is_initialized():
+        ray.shutdown()
+
+
+# --- inside a trial process ---------------------------------------------------------------
+
+
+class _TuneReporter:
+    """The trainable's Reporter on top of ``ray.tune``."""
+
+    def report(self, metrics: dict[str, Any], checkpoint: dict[str, Any] | None) -> None:
+        if checkpoint is None:
+            tune.report(metrics)
+            return
+        with tempfile.TemporaryDirectory() as directory:
+            torch.save(checkpoint, Path(directory) / CHECKPOINT_FILE)
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
+
+    def restore(self) -> dict[str, Any] | None:
+        checkpoint = tune.get_checkpoint()
+        if checkpoint is None:
+            return None
+        with checkpoint.as_directory() as directory:
+            return torch.load(Path(directory) / CHECKPOINT_FILE, weights_only=False)
+
+
+def _trainable(config: dict[str, Any]) -> None:
+    # Trial processes import torch and this module, but neither Optuna nor its objects:
+    # the space arrives as its mode and fixed values.
+    trial = dict(config)
+    params = {k[2:]: trial.pop(k) for k in list(trial) if k.startswith("p_")}
+    trial["params"] = params
+    trial["hyper"] = to_hyper(trial.pop("space_mode"), trial.pop("space_fixed"), params)
+    run_trial(TrialConfig.from_dict(trial), _TuneReporter())
+
+
+# --- what the dispatcher asks for -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PriorTrial:
+    """A finished trial from an earlier attempt, fed back to the search."""
+
+    params: dict[str, float]
+    objective: float | None  # None: pruned
+    intermediate: dict[int, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StudyPlan:
+    """One Optuna study: what to train, the space, and how many more trials to run."""
+
+    name: str
+    trial_config: dict[str, Any]  # TrialConfig fields except hyper and params
+    space: SearchSpace
+    num_trials: int
+    first_number: int
+    warm_start: list[dict[str, float]]
+    prior: list[PriorTrial]
+    seed: int
+    early_stopping: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class TuneRun:
+    """Studies that run together in one Tuner."""
+
+    name: str
+    studies: list[StudyPlan]
+    direction: str  # "max" or "min"
+    cpus: float
+    gpus: float
+    max_concurrent: int
+    storage_path: str
+    optuna_storage: str
+
+
+@dataclass
+class TrialEvent:
+    study: str
+    number: int
+    params: dict[str, float]
+    hyper: dict[str, float]
+    seed: int
+    result: dict[str, Any] | None = None
+    status: str | None = None  # completed, pruned, diverged, failed (when ended)
+    error: str | None = None
+    checkpoint_dir: str | None = None
+
+
+# --- Optuna ---------------------------------------------------------------------------------
+
+
+def _optuna_study(plan: StudyPlan, direction: str) -> Any:
+    """An in-memory Optuna study holding exactly the finished trials our database holds
+    (also after another worker died mid-study). Searching in memory saves an RDB round
+    trip per ask; ``_mirror`` copies the study to the Optuna RDB afterwards."""
+    import optuna
+
+    storage = optuna.storages.InMemoryStorage()
+    study = optuna.create_study(
+        storage=storage,
+        study_name=plan.name,
+        direction="maximize" if direction == "max" else "minimize",
+    )
+    for prior in plan.prior:
+        study.add_trial(
+            optuna.trial.create_trial(
+                params=prior.params,
+                distributions=plan.space.distributions,
+                value=prior.objective,
+                intermediate_values=prior.intermediate,
+                state=optuna.trial.TrialState.PRUNED
+                if prior.objective is None
+                else optuna.trial.TrialState.COMPLETE,
+            )
+        )
+    return storage
+
+
+def _mirror(run: TuneRun, storages: dict[str, Any]) -> None:
+    """Copy each study to the Optuna RDB, where optuna-dashboard can open it."""
+    import optuna
+
+    target = optuna.storages.RDBStorage(run.optuna_storage)
+    try:
+        for name, storage in storages.items():
+            try:
+                optuna.delete_study(study_name=name, storage=target)
+            except KeyError:
+                pass
+            optuna.copy_study(from_study_name=name, from_storage=storage,
+                              to_storage=target, to_study_name=name)  # fmt: skip
+    finally:
+        target.remove_session()
+        target.engine.dispose()
+
+
+class _StudySearcher(Searcher):
+    """Several Optuna studies behind one Searcher: each trial is drawn from the first study
+    that still has budget, and every result goes back to the study it came from."""
+
+    def __init__(self, run: TuneRun, storages: dict[str, Any]) -> None:
+        import optuna
+        from ray.tune.search.optuna import OptunaSearch
+
+        super().__init__(metric="objective", mode=run.direction)
+        self.plans = {plan.name: plan for plan in run.studies if plan.num_trials > 0}
+        self.remaining = {name: plan.num_trials for name, plan in self.plans.items()}
+        self.searchers = {
+            name: OptunaSearch(
+                space={f"p_{k}": v for k, v in plan.space.distributions.items()},
+                metric="objective",
+                mode=run.direction,
+                points_to_evaluate=None
+                if plan.prior or not plan.warm_start
+                else [{f"p_{k}": v for k, v in p.items()} for p in plan.warm_start],
+                sampler=optuna.samplers.TPESampler(seed=plan.seed, multivariate=True),
+                study_name=name,
+                storage=storages[name],
+            )
+            for name, plan in self.plans.items()
+        }
+        self.trial_study: dict[str, str] = {}
+
+    def set_search_properties(self, metric: str | None, mode: str | None, config: dict,
+                              **spec: Any) -> bool:  # fmt: skip
+        return True  # every study's space is already set
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | None:
+        for name, left in self.remaining.items():
+            if left > 0:
+                params = self.searchers[name].suggest(trial_id)
+                self.remaining[name] -= 1
+                self.trial_study[trial_id] = name
+                plan = self.plans[name]
+                return {
+                    **plan.trial_config,
+                    STUDY_KEY: name,
+                    "first_number": plan.first_number,
+                    "space_mode": plan.space.mode,
+                    "space_fixed": plan.space.fixed,
+                    **params,
+                }
+        return Searcher.FINISHED
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        self.searchers[self.trial_study[trial_id]].on_trial_result(trial_id, result)
+
+    def save(self, checkpoint_path: str) -> None:
+        """Nothing to save: a resumed job rebuilds its searches from the database."""
+
+    def restore(self, checkpoint_path: str) -> None:
+        """See ``save``."""
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None,
+                          error: bool = False) -> None:  # fmt: skip
+        self.searchers[self.trial_study[trial_id]].on_trial_complete(trial_id, result, error)
+
+
+class _StudyScheduler(FIFOScheduler):
+    """One early-stopping scheduler per study: ASHA compares a trial only with trials of
+    its own batch size and optimizer."""
+
+    def __init__(self, run: TuneRun) -> None:
+        super().__init__()
+        self.schedulers: dict[str, TrialScheduler] = {}
+        for plan in run.studies:
+            epochs = int(plan.trial_config["epochs"])
+            stopping = plan.early_stopping
+            if stopping.get("enabled", True) and epochs > 1:
+                self.schedulers[plan.name] = ASHAScheduler(
+                    time_attr="training_iteration",
+                    max_t=epochs,
+                    grace_period=min(epochs, int(stopping.get("grace_period", 1))),
+                    reduction_factor=int(stopping.get("reduction_factor", 3)),
+                )
+            else:
+                self.schedulers[plan.name] = FIFOScheduler()
+
+    def set_search_properties(self, metric: str | None, mode: str | None, **spec: Any) -> bool:
+        for scheduler in self.schedulers.values():
+            scheduler.set_search_properties(metric, mode, **spec)
+        return super().set_search_properties(metric, mode, **spec)
+
+    def _of(self, trial: Any) -> TrialScheduler:
+        return self.schedulers[trial.config[STUDY_KEY]]
+
+    def on_trial_add(self, tune_controller: Any, trial: Any) -> None:
+        self._of(trial).on_trial_add(tune_controller, trial)
+
+    def on_trial_error(self, tune_controller: Any, trial: Any) -> None:
+        self._of(trial).on_trial_error(tune_controller, trial)
+
+    def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
+        return self._of(trial).on_trial_result(tune_controller, trial, result)
+
+    def on_trial_complete(self, tune_controller: Any, trial: Any, result: dict) -> None:
+        self._of(trial).on_trial_complete(tune_controller, trial, result)
+
+    def on_trial_remove(self, tune_controller: Any, trial: Any) -> None:
+        self._of(trial).on_trial_remove(tune_controller, trial)
+
+
+# --- running ----------------------------------------------------------------------------------
+
+# Tune pickles its run configuration, and locks and database handles do not pickle: the
+# callback and the stopper find the live objects by key instead.
+_LIVE: dict[str, tuple[Callable[[str, TrialEvent], None], threading.Event]] = {}
+
+
+def run_studies(
+    run: TuneRun,
+    on_event: Callable[[str, TrialEvent], None],
+    stop: threading.Event,
+) -> None:
+    """Run the remaining trials of every study; ``on_event(kind, event)`` is called with
+    kind "start", "epoch" or "end" as trials progress (in the Tune driver loop)."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    plans = [plan for plan in run.studies if plan.num_trials > 0]
+    if not plans:
+        return
+    storages = {plan.name: _optuna_study(plan, run.direction) for plan in plans}
+    key = f"{run.name}-{id(stop)}"
+    _LIVE[key] = (on_event, stop)
+    epochs = {plan.name: int(plan.trial_config["epochs"]) for plan in plans}
+    tuner = tune.Tuner(
+        tune.with_resources(_trainable, {"cpu": run.cpus, "gpu": run.gpus}),
+        tune_config=tune.TuneConfig(
+            metric="objective",
+            mode=run.direction,
+            search_alg=_StudySearcher(run, storages),
+            scheduler=_StudyScheduler(run),
+            num_samples=sum(plan.num_trials for plan in plans),
+            max_concurrent_trials=run.max_concurrent,
+            reuse_actors=True,
+        ),
+        run_config=tune.RunConfig(
+            name=run.name,
+            storage_path=run.storage_path,
+            callbacks=[_EventCallback(key, epochs)],
+            stop=_StopAll(key),
+            verbose=0,
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+            failure_config=tune.FailureConfig(max_failures=0, fail_fast=False),
+        ),
+    )
+    try:
+        tuner.fit()
+    finally:
+        _LIVE.pop(key, None)
+        try:
+            _mirror(run, storages)
+        except Exception:  # the mirror is for people; losing it must not fail the job
+            log.exception("mirroring the Optuna studies of %s failed", run.name)
+
+
+class _StopAll(Stopper):
+    """Ends every study when the job is cancelled, its lease is lost or we shut down."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+
+    def _stopped(self) -> bool:
+        live = _LIVE.get(self.key)
+        return live is None or live[1].is_set()
+
+    def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
+        return self._stopped()
+
+    def stop_all(self) -> bool:
+        return self._stopped()
+
+
+class _EventCallback(tune.Callback):
+    """Streams trial starts, epochs and ends to ``on_event`` as they happen."""
+
+    def __init__(self, key: str, epochs: dict[str, int]) -> None:
+        self.key = key
+        self.epochs = epochs
+        self.events: dict[str, TrialEvent] = {}
+        self.next_number: dict[str, int] = {}
+
+    def _emit(self, kind: str, event: TrialEvent) -> None:
+        live = _LIVE.get(self.key)
+        if live is not None:
+            live[0](kind, event)
+
+    def _event(self, trial: Any) -> TrialEvent:
+        event = self.events.get(trial.trial_id)
+        if event is None:
+            config = trial.config
+            study = config[STUDY_KEY]
+            params = {k[2:]: float(v) for k, v in config.items() if k.startswith("p_")}
+            number = self.next_number.get(study, config["first_number"])
+            self.next_number[study] = number + 1
+            hyper = to_hyper(config["space_mode"], config["space_fixed"], params)
+            event = TrialEvent(study, number, params, hyper, int(config.get("seed", 0)))
+            self.events[trial.trial_id] = event
+        return event
+
+    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._emit("start", self._event(trial))
+
+    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict,
+                        **info: Any) -> None:  # fmt: skip
+        event = self._event(trial)
+        event.result = result
+        self._emit("epoch", event)
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        event = self._event(trial)
+        result = trial.last_result or {}
+        event.result = result or event.result
+        if result.get("diverged"):
+            event.status = "diverged"
+        elif result.get("epoch", 0) >= self.epochs[event.study]:
+            event.status = "completed"
+        elif result:
+            event.status = "pruned"
+        else:
+            event.status, event.error = "failed", "the trial ended without reporting a result"
+        if trial.checkpoint is not None:
+            event.checkpoint_dir = trial.checkpoint.path
+        self._emit("end", event)
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        event = self._event(trial)
+        event.result = trial.last_result or event.result
+        event.status, event.error = "failed", _error_text(trial)
+        self._emit("end", event)
+
+
+def _error_text(trial: Any) -> str:
+    error_file = getattr(trial, "error_file", None)
+    if error_file and Path(error_file).exists():
+        lines = Path(error_file).read_text(errors="replace").strip().splitlines()
+        return "\n".join(lines[-6:])[-2000:]
+    return "the trial failed"
+
+
+def flatness_of(
+    trial_config: dict[str, Any], checkpoint_dir: str, cpus: float, gpus: float
+) -> dict[str, Any]:
+    """Measure a checkpoint's top Hessian eigenvalue: a CPU trial's model right here (this
+    process has torch warm; a new Ray worker would spend seconds importing it), a GPU
+    trial's as a Ray task with the trial's resources, on a GPU node."""
+    config = TrialConfig.from_dict(trial_config)
+    state = torch.load(Path(checkpoint_dir) / CHECKPOINT_FILE, weights_only=False)["model"]
+    if gpus <= 0:
+        return measure_flatness(config, state)
+    task = ray.remote(num_cpus=cpus, num_gpus=gpus)(measure_flatness)
+    return ray.get(task.remote(config, state))
