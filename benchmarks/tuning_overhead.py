@@ -70,12 +70,14 @@ def main() -> None:
     )
     training: dict[int, float] = {}
     ended: list[str] = []
+    first_end: list[float] = []
 
     def on_event(kind: str, event: tuning.TrialEvent) -> None:
         if event.result:
             training[event.number] = float(event.result.get("elapsed_s", 0.0))
         if kind == "end":
             ended.append(event.status or "?")
+            first_end.append(time.perf_counter() - start)
 
     start = time.perf_counter()
     tuning.run_studies(run, on_event, threading.Event())
@@ -94,6 +96,16 @@ def main() -> None:
         f"({train / args.trials:.2f} s per trial)"
     )
     print(f"overhead per trial: {per_trial:.2f} s  [(slots x wall - training) / trials]")
+    # Warm-up: until the first trial of every slot ended (trial processes import torch and
+    # Ray Tune, and torch's optimizers import torch._dynamo on first use).
+    warm = sorted(first_end)[slots - 1]
+    rest = args.trials - slots
+    later = sum(sorted(training.values())[:rest])  # approximate: trials are alike
+    steady = (slots * (wall - warm) - later) / rest if rest > 0 else float("nan")
+    print(
+        f"of which warm-up {warm:.1f} s once (the first trial of each slot); after it, "
+        f"{steady:.2f} s per trial"
+    )
 
 
 if __name__ == "__main__":

@@ -173,6 +173,7 @@ class JobRunner:
             "threads": max(1, int(cpus)),
             "use_gpu": gpus > 0,
             "bf16": bool(self.spec.get("bf16", False)),
+            "clip_norm": self.spec.get("clip_norm"),
         }
 
     def _tune(self, name: str, plans: list[tuning.StudyPlan]) -> None:

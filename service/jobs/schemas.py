@@ -102,6 +102,10 @@ class JobSpec(BaseModel):
     resources: Resources = Field(default_factory=Resources)
     early_stopping: EarlyStopping = Field(default_factory=EarlyStopping)
     max_concurrent_trials: int | None = Field(None, ge=1, le=1024)
+    clip_norm: float | None = Field(
+        None, gt=0, le=1e6, description="Clip the gradient norm in the training loop."
+    )
+    bf16: bool = Field(False, description="bf16 autocast for trials that run on a GPU.")
 
     @field_validator("batch_sizes")
     @classmethod

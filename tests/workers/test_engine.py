@@ -261,3 +261,31 @@ def test_sigterm_hands_the_job_back(tmp_path):
         assert released["status"] == "queued" and released["lease_owner"] is None
         kept = http.get(f"/api/v1/jobs/{job['id']}/trials").json()["items"]
         assert any(t["status"] in FINISHED for t in kept)
+
+
+def test_reevaluation_with_several_seeds_recommends_the_best_mean(engine):
+    spec = {
+        "task": "digits-mlp",
+        "batch_sizes": [128],
+        "trials_per_study": 3,
+        "epochs_per_trial": 2,
+        "arms": [{"optimizer": "lamb"}],
+        "seeds": [0, 1],
+        "reevaluate_top": 1,
+        "early_stopping": {"enabled": False},
+    }
+    with engine.client() as http:
+        job = http.post("/api/v1/jobs", json=spec).json()
+        done = finished(http, job["id"])
+        assert done["status"] == "succeeded", done
+        trials = http.get(f"/api/v1/jobs/{job['id']}/trials").json()["items"]
+        assert sorted(t["seed"] for t in trials) == [0, 0, 0, 1]
+        (rec,) = [
+            r
+            for r in http.get("/api/v1/recommendations/digits-mlp").json()
+            if r["job_id"] == job["id"]
+        ]
+        best = [t for t in trials if t["id"] == rec["best_trial_id"]][0]
+        runs = [t["final_metric"] for t in trials if t["params"] == best["params"]]
+        assert len(runs) == 2 and rec["metric"] == pytest.approx(sum(runs) / 2)
+        assert rec["metric_std"] is not None

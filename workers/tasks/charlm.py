@@ -67,5 +67,12 @@ class CharLM(LanguageModelTask):
             f"(sha256 {digest}), 90/10 split",
         )
 
+    def catalogue_entry(self) -> dict:
+        # The corpus depends on the Python version: the catalogue says which one it is.
+        digest = hashlib.sha256(corpus_text().encode("utf-8")).hexdigest()[:16]
+        entry = super().catalogue_entry()
+        entry["description"] += f" (corpus sha256 {digest})"
+        return entry
+
     def model_config(self, vocab_size: int) -> GPTConfig:
         return GPTConfig(vocab_size, self.block_size, n_layer=2, n_head=4, n_embd=128)
