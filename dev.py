@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -63,13 +64,16 @@ def setup(extras: str) -> None:
 
 
 def start() -> None:
-    """Serve the API and dashboard with a tuning worker; queue a demo job on a new database."""
+    """Serve the API with a tuning worker; queue a demo job on a new database."""
     setup("")
     print("ALTO Tune on http://127.0.0.1:8000 (API docs: /docs); Ctrl-C stops it", flush=True)
+    server = subprocess.Popen([str(BIN / "alto"), "serve", "--demo"], cwd=ROOT)
+    # Pass SIGTERM on, so the server stops its worker (Ctrl-C reaches the whole group).
+    signal.signal(signal.SIGTERM, lambda *_: server.terminate())
     try:
-        run(BIN / "alto", "serve", "--demo")
+        sys.exit(server.wait())
     except KeyboardInterrupt:
-        pass
+        sys.exit(server.wait())
 
 
 def postgres_up(host: str = "127.0.0.1", port: int = 5432) -> bool:
