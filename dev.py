@@ -112,9 +112,23 @@ def ensure_postgres() -> None:
     )
 
 
+def ensure_chromium() -> None:
+    """The dashboard tests drive Debian's Chromium (never a browser a tool downloads)."""
+    if Path("/usr/bin/chromium").exists():
+        return
+    if shutil.which("apt-get") and os.geteuid() == 0:
+        print("installing Debian's chromium for the browser tests", flush=True)
+        if subprocess.run(["apt-get", "install", "-y", "-q", "chromium"]).returncode != 0:
+            run("apt-get", "update", "-q")
+            run("apt-get", "install", "-y", "-q", "chromium")
+        return
+    sys.exit("the browser tests need /usr/bin/chromium: install Debian's chromium package")
+
+
 def test(pytest_args: list[str]) -> None:
     setup("test")
     ensure_postgres()
+    ensure_chromium()
     run(BIN / "ruff", "check", ".")
     run(BIN / "ruff", "format", "--check", ".")
     run(BIN / "lint-imports")

@@ -8,12 +8,14 @@ from service.catalogue.routes import router as catalogue_router
 from service.core.config import Settings
 from service.core.metrics import Metrics, MetricsMiddleware
 from service.core.problems import BodySizeLimit, install_problem_handlers
+from service.dashboard.routes import router as dashboard_router
 from service.health.routes import router as health_router
 from service.jobs.routes import router as jobs_router
 from service.recommendations.routes import router as recommendations_router
 from service.recommendations.service import AnswerCache
 from service.storage import Database
 from service.trials.routes import router as trials_router
+from service.trials.routes import studies_router
 
 API_PREFIX = "/api/v1"
 
@@ -37,10 +39,17 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
     app.state.answer_cache = AnswerCache(settings.recommendation_cache_seconds)
     install_problem_handlers(app)
     api = APIRouter(prefix=API_PREFIX)
-    for router in (jobs_router, trials_router, recommendations_router, catalogue_router):
+    for router in (
+        jobs_router,
+        trials_router,
+        studies_router,
+        recommendations_router,
+        catalogue_router,
+    ):
         api.include_router(router)
     app.include_router(api)
     app.include_router(health_router)
+    app.include_router(dashboard_router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     return app

@@ -8,7 +8,7 @@ from service.auth.dependencies import Reader
 from service.core.deps import DatabaseDep
 from service.core.problems import PROBLEM_RESPONSES
 from service.recommendations.repository import Recommendation
-from service.recommendations.service import Answer, recommend
+from service.recommendations.service import Answer, Overview, overview, recommend
 
 router = APIRouter(prefix="/recommendations", tags=["recommendations"], responses=PROBLEM_RESPONSES)
 
@@ -46,3 +46,17 @@ def list_recommendations(
     """Every tuned batch size of a task (the newest measurement of each)."""
     with database.unit_of_work() as uow:
         return uow.recommendations.latest(task, optimizer)
+
+
+@router.get("/{task}/overview", response_model=Overview)
+def get_overview(
+    database: DatabaseDep,
+    _: Reader,
+    task: str,
+    optimizer: Annotated[str, Query(min_length=1, max_length=50)] = "alto",
+    baseline: Annotated[str, Query(min_length=1, max_length=50)] = "lamb",
+) -> Overview:
+    """Best settings against batch size for the dashboard: the tuned sizes (measured) and
+    the powers of two between them (interpolated), with the baseline arm's metrics."""
+    with database.unit_of_work() as uow:
+        return overview(uow, task, optimizer, baseline)

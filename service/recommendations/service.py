@@ -198,3 +198,88 @@ class AnswerCache:
             if len(self._entries) >= self.max_entries:
                 self._entries.clear()
             self._entries[key] = (time.monotonic() + self.seconds, answer)
+
+
+class OverviewPoint(BaseModel):
+    batch_size: int
+    optimizer: str
+    source: Literal["measured", "interpolated"]
+    settings: dict[str, JSONFloat]
+    metric: JSONFloat | None
+    baseline_metric: JSONFloat | None
+    uplift: JSONFloat | None
+    n_trials: int
+    job_id: int | None
+    study_id: int | None
+
+
+class Overview(BaseModel):
+    task: str
+    metric_name: str
+    direction: str
+    optimizer: str
+    baseline: str
+    points: list[OverviewPoint]
+    baseline_points: list[OverviewPoint]
+
+
+def _measured(rec: Recommendation) -> OverviewPoint:
+    return OverviewPoint(
+        batch_size=rec.batch_size,
+        optimizer=rec.optimizer,
+        source="measured",
+        settings=rec.settings,
+        metric=rec.metric,
+        baseline_metric=rec.baseline_metric,
+        uplift=rec.uplift,
+        n_trials=rec.n_trials,
+        job_id=rec.job_id,
+        study_id=rec.study_id,
+    )
+
+
+def overview(uow: UnitOfWork, task_name: str, optimizer: str, baseline: str) -> Overview:
+    """Tuned batch sizes of a task, plus interpolations at the powers of two between them."""
+    task = uow.catalogue.task(task_name)
+    if task is None:
+        known = [t.name for t in uow.catalogue.tasks()]
+        raise InvalidInput(
+            f"unknown task {task_name!r}; known tasks: {', '.join(known) or 'none yet'}",
+            field="path.task",
+            value=task_name,
+            known=known,
+        )
+    tuned = uow.recommendations.latest(task.name, optimizer)
+    points = [_measured(r) for r in tuned]
+    sizes = {r.batch_size for r in tuned}
+    if len(sizes) >= 2:
+        size = 1 << math.ceil(math.log2(min(sizes)))
+        while size < max(sizes):
+            if size not in sizes:
+                answer = recommend(uow, task.name, size, optimizer)
+                points.append(
+                    OverviewPoint(
+                        batch_size=size,
+                        optimizer=optimizer,
+                        source="interpolated",
+                        settings=answer.settings,
+                        metric=None,
+                        baseline_metric=None,
+                        uplift=None,
+                        n_trials=0,
+                        job_id=None,
+                        study_id=None,
+                    )
+                )
+            size *= 2
+    points.sort(key=lambda p: (p.batch_size, p.source))
+    base = [_measured(r) for r in uow.recommendations.latest(task.name, baseline)]
+    return Overview(
+        task=task.name,
+        metric_name=task.metric,
+        direction=task.direction,
+        optimizer=optimizer,
+        baseline=baseline,
+        points=points,
+        baseline_points=base,
+    )

@@ -159,6 +159,24 @@ class TrialRepository:
         )
         return [Trial.model_validate(r) for r in rows], total
 
+    def points(self, study_id: int) -> list[tuple]:
+        """(id, number, status, final_metric, alpha, beta1, lr) of every trial of a study,
+        without building records: a study may hold ten thousand trials."""
+        rows = self.session.execute(
+            select(
+                TrialRow.id,
+                TrialRow.number,
+                TrialRow.status,
+                TrialRow.final_metric,
+                TrialRow.alpha,
+                TrialRow.beta1,
+                TrialRow.lr,
+            )
+            .where(TrialRow.study_id == study_id)
+            .order_by(TrialRow.number)
+        )
+        return [tuple(r) for r in rows]
+
     def counts_for_job(self, job_id: int) -> dict[str, int]:
         return dict(
             self.session.execute(
