@@ -15,19 +15,19 @@ import argparse
 import asyncio
 import os
 import statistics
-import subprocess
 import sys
 import time
 import uuid
 from pathlib import Path
 
 import httpx
+from common import serving
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from service.catalogue.repository import OptimizerInfo, TaskInfo
 from service.core.migrate import upgrade
 from service.storage import Database
+from workers.dispatcher import publish_catalogue
 
 ADMIN_URL = os.environ.get(
     "ALTO_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -43,28 +43,8 @@ def percentile(values: list[float], q: float) -> float:
 def seed_database(url: str) -> None:
     upgrade(url)
     database = Database(url)
+    publish_catalogue(database, "benchmark")  # the catalogue a worker publishes
     with database.unit_of_work(write=True) as uow:
-        uow.catalogue.publish_tasks(
-            [
-                TaskInfo(
-                    name="digits-mlp",
-                    metric="accuracy",
-                    direction="max",
-                    max_batch_size=1024,
-                    default_epochs=5,
-                    lr_low=1e-4,
-                    lr_high=1e-1,
-                    default_lr=3e-3,
-                )
-            ],
-            publisher="benchmark",
-        )
-        uow.catalogue.publish_optimizers(
-            [
-                OptimizerInfo(name="alto", searched=["lr", "alpha", "beta1"]),
-                OptimizerInfo(name="lamb", searched=["lr"]),
-            ]
-        )
         for bs in (32, 128, 512):
             uow.recommendations.add(
                 task="digits-mlp",
@@ -146,70 +126,50 @@ def main() -> None:
         connection.execute(text(f'CREATE DATABASE "{name}"'))
     url = make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
     port = 8700 + os.getpid() % 200
-    env = {
-        **os.environ,
-        "ALTO_DATABASE_URL": url,
-        "ALTO_PORT": str(port),
-        "ALTO_WORKERS": str(args.server_workers),
-        "ALTO_HOST": "127.0.0.1",
-    }
-    server = None
     try:
         seed_database(url)
-        server = subprocess.Popen(
-            [ALTO, "serve", "--no-migrate"],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        base = f"http://127.0.0.1:{port}"
-        for _ in range(300):
-            try:
-                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        print(
-            f"server: uvicorn x{args.server_workers} on {base}, PostgreSQL database {name}; "
-            f"{os.cpu_count()} CPUs shared with the clients"
-        )
-
-        start = time.perf_counter()
-        lat, accepted = asyncio.run(submit_jobs(base, args.jobs, args.submitters))
-        elapsed = time.perf_counter() - start
-        print(
-            f"submissions: {len(accepted)}/{args.jobs} accepted in {elapsed:.1f} s "
-            f"({len(accepted) / elapsed:.0f}/s) with {args.submitters} clients; latency "
-            f"p50 {1e3 * statistics.median(lat):.1f} ms, "
-            f"p99 {1e3 * percentile(lat, 0.99):.1f} ms"
-        )
-
-        lat = asyncio.run(read_recommendations(base, args.read_seconds, args.readers))
-        print(
-            f"recommendation reads: {len(lat) / args.read_seconds:.0f}/s with {args.readers} "
-            f"clients; latency p50 {1e3 * statistics.median(lat):.1f} ms, "
-            f"p99 {1e3 * percentile(lat, 0.99):.1f} ms"
-        )
-
-        database = Database(url)
-        with database.unit_of_work() as uow:
-            rows = uow.session.execute(text("SELECT id, idempotency_key FROM jobs")).all()
-        database.dispose()
-        stored = {row.id for row in rows}
-        keys = [row.idempotency_key for row in rows]
-        lost = set(accepted) - stored
-        print(
-            f"check: {len(stored)} jobs stored, {len(lost)} accepted jobs missing, "
-            f"{len(keys) - len(set(keys))} duplicated keys, "
-            f"{len(set(accepted))} distinct accepted ids"
-        )
+        with serving({"ALTO_DATABASE_URL": url}, port, args.server_workers) as base:
+            print(
+                f"server: uvicorn x{args.server_workers} on {base}, PostgreSQL database "
+                f"{name}; {os.cpu_count()} CPUs shared with the clients"
+            )
+            measure(base, url, args)
     finally:
-        if server is not None:
-            server.terminate()
-            server.wait(timeout=30)
         with admin.connect() as connection:
             connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+def measure(base: str, url: str, args: argparse.Namespace) -> None:
+    start = time.perf_counter()
+    lat, accepted = asyncio.run(submit_jobs(base, args.jobs, args.submitters))
+    elapsed = time.perf_counter() - start
+    print(
+        f"submissions: {len(accepted)}/{args.jobs} accepted in {elapsed:.1f} s "
+        f"({len(accepted) / elapsed:.0f}/s) with {args.submitters} clients; latency "
+        f"p50 {1e3 * statistics.median(lat):.1f} ms, "
+        f"p99 {1e3 * percentile(lat, 0.99):.1f} ms"
+    )
+
+    lat = asyncio.run(read_recommendations(base, args.read_seconds, args.readers))
+    print(
+        f"recommendation reads: {len(lat) / args.read_seconds:.0f}/s with {args.readers} "
+        f"clients; latency p50 {1e3 * statistics.median(lat):.1f} ms, "
+        f"p99 {1e3 * percentile(lat, 0.99):.1f} ms"
+    )
+
+    database = Database(url)
+    with database.unit_of_work() as uow:
+        rows = uow.session.execute(text("SELECT id, idempotency_key FROM jobs")).all()
+    database.dispose()
+    stored = {row.id for row in rows}
+    keys = [row.idempotency_key for row in rows]
+    lost = set(accepted) - stored
+    print(
+        f"check: {len(stored)} jobs stored, {len(lost)} accepted jobs missing, "
+        f"{len(keys) - len(set(keys))} duplicated keys, "
+        f"{len(set(accepted))} distinct accepted ids"
+    )
 
 
 if __name__ == "__main__":

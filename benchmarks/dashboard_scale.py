@@ -14,57 +14,27 @@ import argparse
 import os
 import random
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import httpx
+from common import CHROMIUM, CHROMIUM_ARGS, serving
 from playwright.sync_api import sync_playwright
 from sqlalchemy import insert
 
-from service.catalogue.repository import OptimizerInfo, TaskInfo
 from service.core.migrate import upgrade
 from service.storage import Database
 from service.trials.models import TrialRow
-
-ALTO = Path(sys.executable).with_name("alto")
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-component-update",
-    "--disable-sync",
-]
+from workers.dispatcher import publish_catalogue
 
 
 def seed(url: str, trials: int) -> int:
     upgrade(url)
     database = Database(url)
+    publish_catalogue(database, "benchmark")  # the catalogue a worker publishes
     rng = random.Random(0)
     with database.unit_of_work(write=True) as uow:
-        uow.catalogue.publish_tasks(
-            [
-                TaskInfo(
-                    name="digits-mlp",
-                    metric="accuracy",
-                    direction="max",
-                    max_batch_size=1024,
-                    default_epochs=5,
-                    lr_low=1e-4,
-                    lr_high=0.3,
-                    default_lr=1e-2,
-                )
-            ],
-            publisher="bench",
-        )
-        uow.catalogue.publish_optimizers(
-            [OptimizerInfo(name="alto", searched=["lr", "alpha", "beta1"])]
-        )
         job = uow.jobs.create(
             task="digits-mlp",
             spec={"task": "digits-mlp", "batch_sizes": [256]},
@@ -110,28 +80,14 @@ def main() -> None:
     study = seed(url, args.trials)
     print(f"seeded {args.trials} trials in {time.perf_counter() - started:.1f} s")
     port = 8600 + os.getpid() % 300
-    env = {**os.environ, "ALTO_DATA_DIR": str(data), "ALTO_PORT": str(port)}
-    server = subprocess.Popen(
-        [ALTO, "serve", "--no-migrate", "--no-worker"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(300):
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
+    with serving({"ALTO_DATA_DIR": str(data)}, port) as base:
         api = []
         for _ in range(args.runs):
             start = time.perf_counter()
             httpx.get(f"{base}/api/v1/studies/{study}/summary", timeout=30).raise_for_status()
             api.append(time.perf_counter() - start)
         with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             page.goto(f"{base}/dashboard/studies/{study}")  # warm the browser cache
             page.wait_for_selector("body[data-ready='1']", timeout=60_000)
@@ -154,9 +110,6 @@ def main() -> None:
             f"median {statistics.median(times):.2f} s, "
             f"max {max(times):.2f} s over {args.runs} loads (table shows {rows} rows: {info})"
         )
-    finally:
-        server.terminate()
-        server.wait(timeout=60)
 
 
 if __name__ == "__main__":

@@ -7,14 +7,11 @@ import json
 
 from service.auth.dependencies import Principal
 from service.catalogue.repository import OptimizerInfo, TaskInfo
+from service.catalogue.service import require_batch_size, require_optimizer, require_task
 from service.core.errors import Conflict, InvalidInput, NotFound
 from service.jobs.repository import Job
 from service.jobs.schemas import JobSpec
 from service.storage import Database, UnitOfWork
-
-
-def _known(names: list[str]) -> str:
-    return ", ".join(names) if names else "none: no worker has published a catalogue yet"
 
 
 def _check_stability(arm_index: int, opt: OptimizerInfo, spec_arm) -> None:
@@ -53,32 +50,11 @@ def _bounds(r) -> tuple[float, float]:
 
 def validate_spec(uow: UnitOfWork, spec: JobSpec) -> TaskInfo:
     """Check the spec against the published catalogue; raise InvalidInput naming the field."""
-    task = uow.catalogue.task(spec.task)
-    if task is None:
-        names = [t.name for t in uow.catalogue.tasks()]
-        raise InvalidInput(
-            f"unknown task {spec.task!r}; known tasks: {_known(names)}",
-            field="task",
-            value=spec.task,
-            known=names,
-        )
+    task = require_task(uow, spec.task, "task")
     for i, batch in enumerate(spec.batch_sizes):
-        if batch > task.max_batch_size:
-            raise InvalidInput(
-                f"batch size {batch} is above task {task.name!r}'s maximum {task.max_batch_size}",
-                field=f"batch_sizes[{i}]",
-                value=batch,
-            )
-    optimizers = {o.name: o for o in uow.catalogue.optimizers()}
+        require_batch_size(task, batch, f"batch_sizes[{i}]")
     for i, arm in enumerate(spec.arms):
-        opt = optimizers.get(arm.optimizer)
-        if opt is None:
-            raise InvalidInput(
-                f"unknown optimizer {arm.optimizer!r}; known: {_known(sorted(optimizers))}",
-                field=f"arms[{i}].optimizer",
-                value=arm.optimizer,
-                known=sorted(optimizers),
-            )
+        opt = require_optimizer(uow, arm.optimizer, f"arms[{i}].optimizer")
         for name in arm.search:
             if name not in opt.searched:
                 raise InvalidInput(

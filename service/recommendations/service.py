@@ -18,7 +18,7 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from service.catalogue.repository import OptimizerInfo, TaskInfo
-from service.core.errors import InvalidInput
+from service.catalogue.service import require_batch_size, require_optimizer, require_task
 from service.core.types import JSONFloat
 from service.recommendations.repository import Recommendation
 from service.storage import UnitOfWork
@@ -80,30 +80,9 @@ def paper_settings(task: TaskInfo, opt: OptimizerInfo, batch_size: int) -> dict[
 
 
 def recommend(uow: UnitOfWork, task_name: str, batch_size: int, optimizer: str) -> Answer:
-    task = uow.catalogue.task(task_name)
-    if task is None:
-        known = [t.name for t in uow.catalogue.tasks()]
-        raise InvalidInput(
-            f"unknown task {task_name!r}; known tasks: {', '.join(known) or 'none yet'}",
-            field="query.task",
-            value=task_name,
-            known=known,
-        )
-    if batch_size > task.max_batch_size:
-        raise InvalidInput(
-            f"batch size {batch_size} is above task {task.name!r}'s maximum {task.max_batch_size}",
-            field="query.batch_size",
-            value=batch_size,
-        )
-    opt = uow.catalogue.optimizer(optimizer)
-    if opt is None:
-        known = [o.name for o in uow.catalogue.optimizers()]
-        raise InvalidInput(
-            f"unknown optimizer {optimizer!r}; known: {', '.join(known) or 'none yet'}",
-            field="query.optimizer",
-            value=optimizer,
-            known=known,
-        )
+    task = require_task(uow, task_name, "query.task")
+    require_batch_size(task, batch_size, "query.batch_size")
+    opt = require_optimizer(uow, optimizer, "query.optimizer")
     tuned = uow.recommendations.latest(task.name, optimizer)
     base = dict(
         task=task.name,
@@ -240,15 +219,7 @@ def _measured(rec: Recommendation) -> OverviewPoint:
 
 def overview(uow: UnitOfWork, task_name: str, optimizer: str, baseline: str) -> Overview:
     """Tuned batch sizes of a task, plus interpolations at the powers of two between them."""
-    task = uow.catalogue.task(task_name)
-    if task is None:
-        known = [t.name for t in uow.catalogue.tasks()]
-        raise InvalidInput(
-            f"unknown task {task_name!r}; known tasks: {', '.join(known) or 'none yet'}",
-            field="path.task",
-            value=task_name,
-            known=known,
-        )
+    task = require_task(uow, task_name, "path.task")
     tuned = uow.recommendations.latest(task.name, optimizer)
     points = [_measured(r) for r in tuned]
     sizes = {r.batch_size for r in tuned}

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
+import os
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -143,6 +144,18 @@ class ClassificationTask(Task):
 
     def data_note(self, data: ArrayData) -> str:
         return data.note or f"{data.x_train.shape[0]} train / {data.x_val.shape[0]} validation"
+
+
+def cached_tensors(path: Path, make: Callable[[], dict[str, Tensor]]) -> dict[str, Tensor]:
+    """Tensors from ``path``, made once by ``make`` and written atomically, so concurrent
+    trials never read a half-written file."""
+    if not path.exists():
+        payload = make()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
+        torch.save(payload, tmp)
+        tmp.replace(path)
+    return torch.load(path, weights_only=True)
 
 
 def perplexity(mean_loss: float) -> float:

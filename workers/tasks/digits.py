@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from workers.tasks.base import ArrayData, ClassificationTask
+from workers.tasks.base import ArrayData, ClassificationTask, cached_tensors
 
 
 class DigitsMLP(ClassificationTask):
@@ -20,20 +20,16 @@ class DigitsMLP(ClassificationTask):
 
     def load(self, data_dir: Path) -> ArrayData:
         # Cached as tensors: importing scikit-learn costs a trial process over a second.
-        path = Path(data_dir) / "digits.pt"
-        if not path.exists():
+        def make() -> dict[str, torch.Tensor]:
             from sklearn.datasets import load_digits
 
             digits = load_digits()
-            payload = {
+            return {
                 "x": torch.tensor(digits.data, dtype=torch.float32) / 16.0,
                 "y": torch.tensor(digits.target, dtype=torch.long),
             }
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(f".tmp{id(payload)}")
-            torch.save(payload, tmp)
-            tmp.replace(path)
-        payload = torch.load(path, weights_only=True)
+
+        payload = cached_tensors(Path(data_dir) / "digits.pt", make)
         x, y = payload["x"], payload["y"]
         order = torch.randperm(len(y), generator=torch.Generator().manual_seed(0))
         x, y = x[order], y[order]

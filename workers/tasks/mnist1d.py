@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from workers.tasks.base import ArrayData, ClassificationTask
+from workers.tasks.base import ArrayData, ClassificationTask, cached_tensors
 
 
 class Mnist1DCNN(ClassificationTask):
@@ -29,24 +29,21 @@ class Mnist1DCNN(ClassificationTask):
         self.seed = seed
 
     def load(self, data_dir: Path) -> ArrayData:
-        path = Path(data_dir) / f"mnist1d-{self.num_samples}-seed{self.seed}.pt"
-        if not path.exists():
+        def make() -> dict[str, torch.Tensor]:
             from mnist1d.data import get_dataset_args, make_dataset
 
             args = get_dataset_args()
             args.num_samples, args.seed = self.num_samples, self.seed
             ds = make_dataset(args)  # generated here: get_dataset would try a download
-            payload = {
+            return {
                 "x": torch.tensor(ds["x"], dtype=torch.float32),
                 "y": torch.tensor(ds["y"], dtype=torch.long),
                 "x_test": torch.tensor(ds["x_test"], dtype=torch.float32),
                 "y_test": torch.tensor(ds["y_test"], dtype=torch.long),
             }
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(f".tmp{id(payload)}")
-            torch.save(payload, tmp)
-            tmp.replace(path)  # atomic: concurrent trials never read a half-written file
-        payload = torch.load(path, weights_only=True)
+
+        name = f"mnist1d-{self.num_samples}-seed{self.seed}.pt"
+        payload = cached_tensors(Path(data_dir) / name, make)
         digest = hashlib.sha256(payload["x"].numpy().tobytes()).hexdigest()[:12]
         return ArrayData(
             payload["x"].unsqueeze(1),
