@@ -42,8 +42,28 @@ def _run(connection) -> None:
         render_as_batch=True,  # SQLite needs table rebuilds for most ALTERs
         compare_type=True,
     )
-    with context.begin_transaction():
-        context.run_migrations()
+    sqlite = connection.dialect.name == "sqlite"
+    if sqlite:
+        # A batch rebuild copies a table, DROPs it and renames the copy; with foreign keys
+        # on, that DROP cascades into the children's rows (dropping `jobs` would empty
+        # `studies` and `trials`). SQLite's own procedure for rebuilds: keys off, outside
+        # any transaction (the pragma is a no-op inside one), and a check before commit.
+        _sqlite_pragma(connection, "PRAGMA foreign_keys=OFF")
+    try:
+        with context.begin_transaction():
+            context.run_migrations()
+            if sqlite:
+                broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                if broken:
+                    raise RuntimeError(f"the migration broke foreign keys: {broken[:5]}")
+    finally:
+        if sqlite:
+            _sqlite_pragma(connection, "PRAGMA foreign_keys=ON")
+
+
+def _sqlite_pragma(connection, pragma: str) -> None:
+    # On the DBAPI connection: through SQLAlchemy it would first emit BEGIN.
+    connection.connection.driver_connection.execute(pragma)
 
 
 if context.is_offline_mode():

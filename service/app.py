@@ -14,6 +14,7 @@ from service.jobs.routes import router as jobs_router
 from service.recommendations.routes import router as recommendations_router
 from service.recommendations.service import AnswerCache
 from service.storage import Database
+from service.sweeps.routes import router as sweeps_router
 from service.trials.routes import router as trials_router
 from service.trials.routes import studies_router
 
@@ -41,6 +42,7 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
     api = APIRouter(prefix=API_PREFIX)
     for router in (
         jobs_router,
+        sweeps_router,
         trials_router,
         studies_router,
         recommendations_router,

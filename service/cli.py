@@ -1,6 +1,6 @@
 """The ``alto`` command line.
 
-The service's own commands (db, serve, token, jobs) are defined here and in
+The service's own commands (db, serve, token, jobs, sweep) are defined here and in
 the feature folders. Other packages add subcommands through the
 ``alto.commands`` entry point group (``workers`` adds ``demo``, ``worker``...),
 loaded only when asked for, so this module never imports workers or torch.
@@ -18,6 +18,7 @@ import click
 from service.auth.cli import token
 from service.core.config import Settings
 from service.jobs.cli import jobs
+from service.sweeps.cli import sweep
 
 ENTRY_POINT_GROUP = "alto.commands"
 
@@ -191,6 +192,7 @@ def _queue_demo_job(settings: Settings) -> None:
 
 main.add_command(token)
 main.add_command(jobs)
+main.add_command(sweep)
 
 if __name__ == "__main__":
     main()

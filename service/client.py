@@ -56,6 +56,19 @@ class Client:
     def cancel(self, job_id: int) -> Any:
         return self.request("POST", f"/jobs/{job_id}/cancel")
 
+    def submit_sweep(self, spec: dict[str, Any], idempotency_key: str | None = None) -> Any:
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        return self.request("POST", "/sweeps", json=spec, headers=headers)
+
+    def sweeps(self, **params: Any) -> Any:
+        return self.request("GET", "/sweeps", params=params)
+
+    def sweep(self, sweep_id: int) -> Any:
+        return self.request("GET", f"/sweeps/{sweep_id}")
+
+    def cancel_sweep(self, sweep_id: int) -> Any:
+        return self.request("POST", f"/sweeps/{sweep_id}/cancel")
+
     def trials(self, job_id: int, **params: Any) -> Any:
         return self.request("GET", f"/jobs/{job_id}/trials", params=params)
 

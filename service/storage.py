@@ -19,6 +19,7 @@ from service.core.config import Settings
 from service.core.db import make_engine
 from service.jobs.repository import JobRepository, StudyRepository
 from service.recommendations.repository import RecommendationRepository
+from service.sweeps.repository import SweepRepository
 from service.trials.repository import TrialRepository
 
 
@@ -31,6 +32,7 @@ class UnitOfWork:
         self.recommendations = RecommendationRepository(session)
         self.catalogue = CatalogueRepository(session)
         self.tokens = TokenRepository(session)
+        self.sweeps = SweepRepository(session)
 
 
 class Database:

@@ -26,6 +26,17 @@ class InvalidInput(ServiceError):
     title = "Invalid input"
 
 
+class InvalidInputs(InvalidInput):
+    """Several invalid fields at once, so a client can fix a whole request in one go (a sweep
+    is refused as a whole, with every error of every job it expands into)."""
+
+    def __init__(self, causes: list[InvalidInput]) -> None:
+        shown = "; ".join(f"{c.field}: {c.detail}" for c in causes[:5])
+        more = f"; and {len(causes) - 5} more" if len(causes) > 5 else ""
+        super().__init__(f"{len(causes)} invalid field(s): {shown}{more}")
+        self.causes = causes
+
+
 class NotFound(ServiceError):
     status = 404
     title = "Not found"

@@ -23,6 +23,10 @@ def upgrade(url: str, revision: str = "head") -> None:
     command.upgrade(alembic_config(url), revision)
 
 
+def downgrade(url: str, revision: str) -> None:
+    command.downgrade(alembic_config(url), revision)
+
+
 def head_revision(url: str = "sqlite://") -> str | None:
     return ScriptDirectory.from_config(alembic_config(url)).get_current_head()
 

@@ -129,9 +129,12 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
 
 
 async def _service_error(request: Request, exc: ServiceError) -> JSONResponse:
-    errors = []
-    if exc.field is not None:
-        errors.append(FieldError(field=exc.field, message=exc.detail, value=_json_safe(exc.value)))
+    causes = getattr(exc, "causes", None) or [exc]
+    errors = [
+        FieldError(field=c.field, message=c.detail, value=_json_safe(c.value))
+        for c in causes
+        if c.field is not None
+    ]
     headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
     return problem_response(
         request, exc.status, exc.title, exc.detail, errors, headers, **exc.extra

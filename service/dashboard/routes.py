@@ -45,6 +45,11 @@ def job_page(request: Request, job_id: Id) -> HTMLResponse:
     return templates.TemplateResponse(request, "job.html", {"page": "jobs", "job_id": job_id})
 
 
+@router.get("/dashboard/sweeps/{sweep_id}", response_class=HTMLResponse)
+def sweep_page(request: Request, sweep_id: Id) -> HTMLResponse:
+    return templates.TemplateResponse(request, "sweep.html", {"page": "jobs", "sweep_id": sweep_id})
+
+
 @router.get("/dashboard/studies/{study_id}", response_class=HTMLResponse)
 def study_page(request: Request, study_id: Id) -> HTMLResponse:
     return templates.TemplateResponse(request, "study.html", {"page": "jobs", "study_id": study_id})

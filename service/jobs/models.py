@@ -16,6 +16,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from service.core.db import Base, JSONType, NonFiniteFloat, UTCDateTime, utcnow
+from service.sweeps.models import SweepRow  # noqa: F401  (jobs.sweep_id's target table)
 
 JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 STUDY_STATUSES = ("pending", "running", "done")
@@ -49,6 +50,11 @@ class JobRow(Base):
         ForeignKey("api_tokens.id"), nullable=True, index=True
     )
     owner_scope: Mapped[int] = mapped_column(Integer, default=0)
+    # SET NULL, not CASCADE: a sweep only groups jobs, and the trials and
+    # recommendations a job measured must outlive the grouping.
+    sweep_id: Mapped[int | None] = mapped_column(
+        ForeignKey("sweeps.id", ondelete="SET NULL"), nullable=True, index=True
+    )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

@@ -31,6 +31,7 @@ class Job(Record):
     cancel_requested: bool
     idempotency_key: str | None
     owner_token_id: int | None
+    sweep_id: int | None = None
     created_at: datetime
     updated_at: datetime
     started_at: datetime | None
@@ -75,6 +76,7 @@ class JobRepository:
         owner_token_id: int | None = None,
         idempotency_key: str | None = None,
         request_hash: str | None = None,
+        sweep_id: int | None = None,
     ) -> Job:
         row = JobRow(
             task=task,
@@ -84,6 +86,7 @@ class JobRepository:
             owner_scope=owner_token_id or 0,
             idempotency_key=idempotency_key,
             request_hash=request_hash,
+            sweep_id=sweep_id,
         )
         try:
             with self.session.begin_nested():
@@ -113,12 +116,15 @@ class JobRepository:
         *,
         status: str | None = None,
         task: str | None = None,
+        sweep_id: int | None = None,
         owner_token_id: int | None = None,
         all_owners: bool = True,
         limit: int = 50,
         offset: int = 0,
     ) -> tuple[list[Job], int]:
         query = select(JobRow)
+        if sweep_id is not None:
+            query = query.where(JobRow.sweep_id == sweep_id)
         if status is not None:
             query = query.where(JobRow.status == status)
         if task is not None:

@@ -62,6 +62,7 @@ def list_jobs(
     principal: Reader,
     status: Status | None = None,
     task: Annotated[str | None, Query(max_length=100)] = None,
+    sweep_id: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> JobPage:
@@ -70,6 +71,7 @@ def list_jobs(
         items, total = uow.jobs.list(
             status=status,
             task=task,
+            sweep_id=sweep_id,
             owner_token_id=principal.token_id,
             all_owners=principal.sees_everything,
             limit=limit,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator
 
 from service.auth.dependencies import Principal
 from service.catalogue.repository import OptimizerInfo, TaskInfo
@@ -14,7 +15,7 @@ from service.jobs.schemas import JobSpec
 from service.storage import Database, UnitOfWork
 
 
-def _check_stability(arm_index: int, opt: OptimizerInfo, spec_arm) -> None:
+def _stability_errors(arm_index: int, opt: OptimizerInfo, spec_arm) -> Iterator[InvalidInput]:
     """Every (alpha, beta1) the ranges allow must satisfy |alpha (1 - beta1)| < 1."""
     if "alpha" not in opt.searched:
         return
@@ -26,14 +27,15 @@ def _check_stability(arm_index: int, opt: OptimizerInfo, spec_arm) -> None:
     a_low, a_high = _bounds(alpha)
     b_low, _ = _bounds(beta1)
     if not 0 <= b_low < 1:
-        raise InvalidInput(
+        yield InvalidInput(
             f"beta1 must lie in [0, 1), the range starts at {b_low}",
             field=f"arms[{arm_index}].search.beta1",
             value=b_low,
         )
+        return
     worst = max(abs(a_low), abs(a_high)) * (1 - b_low)
     if worst >= 1:
-        raise InvalidInput(
+        yield InvalidInput(
             f"the alpha range [{a_low}, {a_high}] with beta1 from {b_low} breaks the stability "
             f"rule |alpha (1 - beta1)| < 1 (worst case {worst:.4g}); narrow alpha to "
             f"|alpha| < {1 / (1 - b_low):.4g} or raise beta1's lower bound",
@@ -48,23 +50,41 @@ def _bounds(r) -> tuple[float, float]:
     return r.low, r.high
 
 
-def validate_spec(uow: UnitOfWork, spec: JobSpec) -> TaskInfo:
-    """Check the spec against the published catalogue; raise InvalidInput naming the field."""
-    task = require_task(uow, spec.task, "task")
-    for i, batch in enumerate(spec.batch_sizes):
-        require_batch_size(task, batch, f"batch_sizes[{i}]")
+def spec_errors(uow: UnitOfWork, spec: JobSpec) -> Iterator[InvalidInput]:
+    """Every way the spec disagrees with the published catalogue, each naming its field
+    (a sweep reports them all at once; a single job stops at the first)."""
+    try:
+        task = require_task(uow, spec.task, "task")
+    except InvalidInput as exc:
+        yield exc
+    else:
+        for i, batch in enumerate(spec.batch_sizes):
+            try:
+                require_batch_size(task, batch, f"batch_sizes[{i}]")
+            except InvalidInput as exc:
+                yield exc
     for i, arm in enumerate(spec.arms):
-        opt = require_optimizer(uow, arm.optimizer, f"arms[{i}].optimizer")
+        try:
+            opt = require_optimizer(uow, arm.optimizer, f"arms[{i}].optimizer")
+        except InvalidInput as exc:
+            yield exc
+            continue
         for name in arm.search:
             if name not in opt.searched:
-                raise InvalidInput(
+                yield InvalidInput(
                     f"optimizer {opt.name!r} does not search {name!r} "
                     f"(it searches: {', '.join(opt.searched)})",
                     field=f"arms[{i}].search.{name}",
                     value=name,
                 )
-        _check_stability(i, opt, arm)
-    return task
+        yield from _stability_errors(i, opt, arm)
+
+
+def validate_spec(uow: UnitOfWork, spec: JobSpec) -> TaskInfo:
+    """Check the spec against the published catalogue; raise InvalidInput naming the field."""
+    for error in spec_errors(uow, spec):
+        raise error
+    return require_task(uow, spec.task, "task")
 
 
 def request_hash(spec: JobSpec) -> str:

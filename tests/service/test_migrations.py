@@ -11,7 +11,7 @@ from sqlalchemy import text
 
 import service.storage  # noqa: F401  (registers every model)
 from service.core.db import Base, make_engine
-from service.core.migrate import current_revision, head_revision, upgrade
+from service.core.migrate import current_revision, downgrade, head_revision, upgrade
 from service.storage import Database
 
 
@@ -28,8 +28,16 @@ def test_upgrade_from_first_revision_keeps_data(database_url):
             ),
             {"now": "2026-01-01 00:00:00"},
         )
+        # A child row: 0004 rebuilds `jobs` on SQLite, which must not cascade into it.
+        connection.execute(
+            text(
+                "INSERT INTO studies (job_id, batch_size, optimizer, status, trials_total, "
+                "trials_done, created_at) SELECT id, 32, 'lamb', 'done', 1, 1, :now FROM jobs"
+            ),
+            {"now": "2026-01-01 00:00:00"},
+        )
         tables = set(engine.dialect.get_table_names(connection))
-    assert "trial_flatness" not in tables
+    assert "trial_flatness" not in tables and "sweeps" not in tables
     engine.dispose()
 
     upgrade(database_url)
@@ -39,6 +47,8 @@ def test_upgrade_from_first_revision_keeps_data(database_url):
         with db.unit_of_work(write=True) as uow:
             (job,), _ = uow.jobs.list()
             assert job.task == "digits-mlp" and job.spec == {"task": "digits-mlp"}
+            assert job.sweep_id is None
+            assert [s.optimizer for s in uow.studies.for_job(job.id)] == ["lamb"]
             study = uow.studies.ensure(job.id, 64, "alto", 1)
             trial = uow.trials.record(
                 study_id=study.id, job_id=job.id, number=0, status="completed"
@@ -65,3 +75,22 @@ def test_models_match_the_migrations(database_url):
             assert compare_metadata(context, Base.metadata) == []
     finally:
         engine.dispose()
+
+
+def test_sweeps_downgrade_and_upgrade_again(database_url):
+    upgrade(database_url)
+    db = Database(database_url)
+    try:
+        with db.unit_of_work(write=True) as uow:
+            sweep = uow.sweeps.create(name="s", spec={})
+            job = uow.jobs.create(task="digits-mlp", spec={}, trials_total=1, sweep_id=sweep.id)
+            uow.studies.ensure(job.id, 64, "alto", 1)
+    finally:
+        db.dispose()
+    downgrade(database_url, "0003")
+    engine = make_engine(database_url)
+    with engine.connect() as connection:
+        assert "sweeps" not in engine.dialect.get_table_names(connection)
+        assert connection.execute(text("SELECT count(*) FROM studies")).scalar() == 1
+    engine.dispose()
+    upgrade(database_url)

@@ -292,3 +292,55 @@ def test_tokens_are_stored_hashed(database):
         assert not uow.tokens.revoke("ci").active
     with database.unit_of_work() as uow:
         assert not uow.tokens.find(plain).active and not uow.tokens.any_active()
+
+
+def test_sweep_groups_its_jobs_with_totals_and_owner_scope(database):
+    with database.unit_of_work(write=True) as uow:
+        _, alice = uow.tokens.create("alice")
+        sweep = uow.sweeps.create(name="s", spec={"tasks": ["digits-mlp"]}, owner_token_id=alice.id)
+        other = uow.sweeps.create(name="t", spec={})
+        jobs = [
+            uow.jobs.create(task="digits-mlp", spec=SPEC, trials_total=4, sweep_id=sweep.id)
+            for _ in range(3)
+        ]
+        uow.jobs.create(task="digits-mlp", spec=SPEC, trials_total=4)  # in no sweep
+        uow.jobs.request_cancel(jobs[0].id)
+        uow.jobs.set_progress(jobs[1].id, 3)
+    with database.unit_of_work() as uow:
+        assert uow.sweeps.get(sweep.id) == sweep and sweep.spec == {"tasks": ["digits-mlp"]}
+        assert [j.id for j in uow.sweeps.jobs(sweep.id)] == [j.id for j in jobs]
+        assert {j.sweep_id for j in uow.sweeps.jobs(sweep.id)} == {sweep.id}
+        page, total = uow.jobs.list(sweep_id=sweep.id, limit=2)
+        assert total == 3 and [j.id for j in page] == [jobs[2].id, jobs[1].id]
+        totals = uow.sweeps.totals([sweep.id, other.id])
+        assert totals[sweep.id].jobs == 3 and totals[other.id].jobs == 0
+        assert totals[sweep.id].by_status == {
+            "queued": 2,
+            "running": 0,
+            "succeeded": 0,
+            "failed": 0,
+            "cancelled": 1,
+        }
+        assert (totals[sweep.id].trials_done, totals[sweep.id].trials_total) == (3, 12)
+        assert totals[sweep.id].progress == 0.25
+        mine, n = uow.sweeps.list(owner_token_id=alice.id, all_owners=False)
+        assert n == 1 and mine == [sweep]
+        assert [s.id for s in uow.sweeps.list()[0]] == [other.id, sweep.id]
+    # A sweep only groups: deleting it keeps the jobs (and their trials) and unlinks them.
+    with database.unit_of_work(write=True) as uow:
+        uow.session.execute(text("DELETE FROM sweeps WHERE id = :id"), {"id": sweep.id})
+    with database.unit_of_work() as uow:
+        assert [uow.jobs.get(j.id).sweep_id for j in jobs] == [None, None, None]
+
+
+def test_sweep_idempotency_key_is_unique_per_owner(database):
+    with database.unit_of_work(write=True) as uow:
+        sweep = uow.sweeps.create(name="s", spec={}, idempotency_key="k", request_hash="h")
+    with database.unit_of_work() as uow:
+        assert uow.sweeps.by_idempotency_key(None, "k") == (sweep, "h")
+        assert uow.sweeps.by_idempotency_key(None, "other") is None
+    with pytest.raises(Conflict), database.unit_of_work(write=True) as uow:
+        uow.sweeps.create(name="s", spec={}, idempotency_key="k")
+    with database.unit_of_work(write=True) as uow:
+        _, token = uow.tokens.create("bob")
+        assert uow.sweeps.create(name="s", spec={}, idempotency_key="k", owner_token_id=token.id)

@@ -3,12 +3,15 @@
 (() => {
   const body = document.querySelector("#jobs tbody");
   const statusFilter = document.getElementById("status-filter");
+  const sweepFilter = document.getElementById("sweep-filter");
+  sweepFilter.value = new URLSearchParams(location.search).get("sweep_id") || "";
   const form = document.getElementById("submit-form");
   const result = document.getElementById("submit-result");
 
   async function refresh() {
     try {
-      const filter = statusFilter.value ? `&status=${statusFilter.value}` : "";
+      let filter = statusFilter.value ? `&status=${statusFilter.value}` : "";
+      if (sweepFilter.value) filter += `&sweep_id=${encodeURIComponent(sweepFilter.value)}`;
       const page = await Alto.api(`/jobs?limit=100${filter}`);
       document.getElementById("empty").hidden = page.items.length > 0;
       body.replaceChildren();
@@ -17,6 +20,7 @@
         row.dataset.jobId = job.id;
         Alto.cell(row, Alto.link(`/dashboard/jobs/${job.id}`, `#${job.id}`));
         Alto.cell(row, job.task);
+        Alto.cell(row, job.sweep_id ? Alto.link(`/dashboard/sweeps/${job.sweep_id}`, `sweep ${job.sweep_id}`) : "–");
         Alto.cell(row, job.cancel_requested && job.status === "running" ? "cancelling" : job.status, `status status-${job.status}`);
         const bar = document.createElement("progress");
         bar.max = 1; bar.value = job.progress;
@@ -60,6 +64,7 @@
   });
 
   statusFilter.addEventListener("change", refresh);
+  sweepFilter.addEventListener("change", refresh);
   Alto.api("/tasks").then((tasks) => {
     const select = document.getElementById("f-task");
     for (const t of tasks) select.add(new Option(`${t.name} (max batch ${t.max_batch_size})`, t.name));

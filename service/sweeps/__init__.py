@@ -1,0 +1,1 @@
+"""Sweeps: one submission that expands into many jobs, grouped under one id."""

@@ -1,0 +1,112 @@
+"""Sweep submission: every expanded job is validated before anything is written, and the
+sweep and all its jobs are created in one unit of work, so a sweep is never half-submitted."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from service.auth.dependencies import Principal
+from service.core.errors import Conflict, InvalidInput, InvalidInputs, NotFound
+from service.jobs.repository import TERMINAL
+from service.jobs.service import spec_errors
+from service.storage import Database, UnitOfWork
+from service.sweeps.repository import Sweep
+from service.sweeps.schemas import (
+    SweepDetail,
+    SweepSpec,
+    SweepSummary,
+    expand,
+    parse_job,
+    sweep_field,
+)
+
+
+def request_hash(spec: SweepSpec) -> str:
+    canonical = json.dumps(spec.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def submit(
+    database: Database, spec: SweepSpec, principal: Principal, idempotency_key: str | None
+) -> tuple[SweepDetail, bool]:
+    """Create the sweep and its jobs (or find the sweep this Idempotency-Key made)."""
+    digest = request_hash(spec)
+    with database.unit_of_work(write=True) as uow:
+        if idempotency_key is not None:
+            found = uow.sweeps.by_idempotency_key(principal.token_id, idempotency_key)
+            if found is not None:
+                sweep, previous = found
+                if previous != digest:
+                    raise Conflict(
+                        "this Idempotency-Key was used with a different request body",
+                        field="header.Idempotency-Key",
+                        value=idempotency_key,
+                    )
+                return detail(uow, sweep), False
+        planned = expand(spec)
+        errors: dict[tuple[str, str], InvalidInput] = {}
+        valid = []
+        for job in planned:
+            job_spec, problems = parse_job(job)
+            if job_spec is not None:
+                valid.append(job_spec)
+                problems = [
+                    InvalidInput(e.detail, field=sweep_field(e.field or "", job), value=e.value)
+                    for e in spec_errors(uow, job_spec)
+                ]
+            # Jobs share tasks, batch sizes and arms: one bad entry is reported once.
+            for problem in problems:
+                errors.setdefault((problem.field or "", problem.detail), problem)
+        if errors:
+            raise InvalidInputs(list(errors.values()))
+        sweep = uow.sweeps.create(
+            name=spec.name,
+            spec=spec.model_dump(mode="json"),
+            owner_token_id=principal.token_id,
+            idempotency_key=idempotency_key,
+            request_hash=digest,
+        )
+        for job_spec in valid:
+            uow.jobs.create(
+                task=job_spec.task,
+                spec=job_spec.model_dump(mode="json"),
+                trials_total=job_spec.trials_total(),
+                owner_token_id=principal.token_id,
+                sweep_id=sweep.id,
+            )
+        return detail(uow, sweep), True
+
+
+def visible_sweep(uow: UnitOfWork, sweep_id: int, principal: Principal) -> Sweep:
+    sweep = uow.sweeps.get(sweep_id)
+    if sweep is None or not principal.may_see(sweep.owner_token_id):
+        # Another token's sweep is reported as absent, as for jobs.
+        raise NotFound(f"no sweep {sweep_id}", field="path.sweep_id", value=sweep_id)
+    return sweep
+
+
+def detail(uow: UnitOfWork, sweep: Sweep) -> SweepDetail:
+    totals = uow.sweeps.totals([sweep.id])[sweep.id]
+    return SweepDetail(**sweep.model_dump(), totals=totals, jobs=uow.sweeps.jobs(sweep.id))
+
+
+def summaries(uow: UnitOfWork, sweeps: list[Sweep]) -> list[SweepSummary]:
+    totals = uow.sweeps.totals([s.id for s in sweeps])
+    return [SweepSummary(**s.model_dump(), totals=totals[s.id]) for s in sweeps]
+
+
+def cancel(database: Database, sweep_id: int, principal: Principal) -> SweepDetail:
+    """Cancel every job of the sweep that has not finished."""
+    with database.unit_of_work(write=True) as uow:
+        sweep = visible_sweep(uow, sweep_id, principal)
+        open_jobs = [j for j in uow.sweeps.jobs(sweep_id) if j.status not in TERMINAL]
+        if not open_jobs:
+            raise Conflict(
+                f"sweep {sweep_id} has no queued or running jobs left",
+                field="path.sweep_id",
+                value=sweep_id,
+            )
+        for job in open_jobs:
+            uow.jobs.request_cancel(job.id)
+        return detail(uow, sweep)
