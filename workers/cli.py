@@ -23,8 +23,18 @@ def _settings(ray_address: str | None) -> Settings:
 @click.option("--max-jobs", type=int, default=None, help="Exit after this many jobs.")
 @click.option("--exit-when-idle", is_flag=True, help="Exit when no job is queued.")
 @click.option("--worker-id", default=None, help="Default: host:pid:random.")
+@click.option(
+    "--concurrent-jobs",
+    type=click.IntRange(1, 64),
+    default=None,
+    help="Jobs run at once, each in its own process (default: ALTO_WORKER_CONCURRENT_JOBS, 1).",
+)
 def worker(
-    ray_address: str | None, max_jobs: int | None, exit_when_idle: bool, worker_id: str | None
+    ray_address: str | None,
+    max_jobs: int | None,
+    exit_when_idle: bool,
+    worker_id: str | None,
+    concurrent_jobs: int | None,
 ) -> None:
     """Claim queued tuning jobs and run them on Ray (local unless --ray-address)."""
     from workers.dispatcher import Dispatcher
@@ -35,6 +45,7 @@ def worker(
         worker_id=worker_id,
         max_jobs=max_jobs,
         exit_when_idle=exit_when_idle,
+        concurrent_jobs=concurrent_jobs,
     ).run()
     click.echo(f"worker ran {done} job(s)")
 

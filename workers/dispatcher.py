@@ -10,12 +10,16 @@ budget slot is run again under a new number, so no trial number is ever reused.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import math
+import multiprocessing
+import multiprocessing.connection
 import os
 import signal
 import socket
 import statistics
+import sys
 import threading
 import uuid
 from collections.abc import Callable
@@ -185,7 +189,7 @@ class JobRunner:
             cpus=cpus,
             gpus=gpus,
             max_concurrent=limit,
-            storage_path=str((self.settings.data_dir / "ray_results").resolve()),
+            storage_path=self.settings.ray_storage_path,
             optuna_storage=self.settings.optuna_url,
         )
         tuning.run_studies(run, self._recorder(), self.stop)
@@ -506,7 +510,14 @@ class JobRunner:
 
 
 class Dispatcher:
-    """`alto worker`: claim jobs one at a time and run them until told to stop."""
+    """`alto worker`: claim jobs and run them until told to stop.
+
+    With ``concurrent_jobs`` 1 (the default) jobs run one after another in this process.
+    With more, each job runs in a process of its own that joins the same Ray cluster:
+    Ray Tune keeps process-wide state (its trainable registry among others) that two
+    Tuners in one process trample, and Ray's own advice for several experiments on one
+    cluster is one driver each.
+    """
 
     def __init__(
         self,
@@ -515,12 +526,14 @@ class Dispatcher:
         worker_id: str | None = None,
         max_jobs: int | None = None,
         exit_when_idle: bool = False,
+        concurrent_jobs: int | None = None,
     ) -> None:
         self.settings = settings
         self.database = Database.from_settings(settings)
         self.worker = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.max_jobs = max_jobs
         self.exit_when_idle = exit_when_idle
+        self.concurrent_jobs = concurrent_jobs or settings.worker_concurrent_jobs
         self.shutdown = threading.Event()
         self._job_stop: threading.Event | None = None
 
@@ -538,24 +551,70 @@ class Dispatcher:
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
         log.info("worker %s on Ray with %s", self.worker, resources)
-        done = 0
         try:
-            while not self.shutdown.is_set():
-                if self.max_jobs is not None and done >= self.max_jobs:
-                    break
-                with self.database.unit_of_work(write=True) as uow:
-                    job = uow.jobs.claim(self.worker, self.settings.lease_seconds)
-                if job is None:
-                    if self.exit_when_idle:
-                        break
-                    self.shutdown.wait(self.settings.worker_poll_seconds)
-                    continue
-                self.run_job(job, resources.get("CPU"))
-                done += 1
+            if self.concurrent_jobs > 1:
+                return self._run_pool(tuning.cluster_address(), resources.get("CPU"))
+            return self._run_serial(resources.get("CPU"))
         finally:
             tuning.shutdown_ray()
             self.database.dispose()
+
+    def _claim(self) -> Job | None:
+        with self.database.unit_of_work(write=True) as uow:
+            return uow.jobs.claim(self.worker, self.settings.lease_seconds)
+
+    def _run_serial(self, cluster_cpus: float | None) -> int:
+        done = 0
+        while not self.shutdown.is_set():
+            if self.max_jobs is not None and done >= self.max_jobs:
+                break
+            job = self._claim()
+            if job is None:
+                if self.exit_when_idle:
+                    break
+                self.shutdown.wait(self.settings.worker_poll_seconds)
+                continue
+            self.run_job(job, cluster_cpus)
+            done += 1
         return done
+
+    def _run_pool(self, address: str, cluster_cpus: float | None) -> int:
+        """Up to ``concurrent_jobs`` jobs at once, each in its own process."""
+        context = multiprocessing.get_context("spawn")
+        running: dict[int, multiprocessing.process.BaseProcess] = {}
+        started = 0
+        try:
+            while not self.shutdown.is_set():
+                for job_id, process in list(running.items()):
+                    if not process.is_alive():
+                        process.join()
+                        del running[job_id]
+                        log.info("job %s: its process exited with %s", job_id, process.exitcode)
+                more = self.max_jobs is None or started < self.max_jobs
+                job = self._claim() if more and len(running) < self.concurrent_jobs else None
+                if job is not None:
+                    process = context.Process(
+                        target=_job_process,
+                        args=(self.settings, job, self.worker, address, cluster_cpus, os.getpid()),
+                        name=f"alto-job-{job.id}",
+                    )
+                    process.start()
+                    running[job.id] = process
+                    started += 1
+                    continue
+                if not running and (self.exit_when_idle or not more):
+                    break
+                # Wake when a job process ends, or to look for new jobs.
+                multiprocessing.connection.wait(
+                    [p.sentinel for p in running.values()], self.settings.worker_poll_seconds
+                )
+        finally:
+            # SIGTERM makes each job process hand its job back (see _job_process).
+            for process in running.values():
+                process.terminate()
+            for process in running.values():
+                process.join()
+        return started
 
     def run_job(
         self,
@@ -603,3 +662,36 @@ class Dispatcher:
             outcome = "lease-lost"
         log.info("job %s: %s", job.id, outcome)
         return outcome
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """A job process must not outlive its dispatcher: it would keep renewing the lease of
+    a job that nobody can stop or hand back. On Linux the kernel kills it when the
+    dispatcher dies, even by SIGKILL; elsewhere the lease keeper's next beat notices."""
+    if sys.platform.startswith("linux"):
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+    if os.getppid() != parent_pid:  # it died before the line above took effect
+        os._exit(1)
+
+
+def _job_process(
+    settings: Settings,
+    job: Job,
+    worker: str,
+    address: str,
+    cluster_cpus: float | None,
+    parent_pid: int,
+) -> None:
+    """Run one claimed job in a process of its own, on the dispatcher's Ray cluster."""
+    _die_with_parent(parent_pid)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    dispatcher = Dispatcher(settings, worker_id=worker)
+    try:
+        tuning.init_ray(address)
+        signal.signal(signal.SIGTERM, dispatcher._on_signal)
+        signal.signal(signal.SIGINT, dispatcher._on_signal)
+        dispatcher.run_job(job, cluster_cpus)
+    finally:
+        tuning.shutdown_ray()
+        dispatcher.database.dispose()

@@ -56,6 +56,11 @@ class Reporter(Protocol):
 
     def restore(self) -> dict[str, Any] | None: ...
 
+    def placement(self) -> dict[str, str]:
+        """Where the trial runs, as the cluster knows it: "node" and "gpus" (ids the
+        cluster gave it, "" for none); the process's own view fills what is missing."""
+        ...
+
 
 def warmup_cosine(total_steps: int, warmup_fraction: float):
     warmup = max(1, int(total_steps * warmup_fraction))
@@ -110,9 +115,11 @@ def run_trial(config: TrialConfig, reporter: Reporter) -> None:
         generator.set_state(state["generator"])
         start_epoch, elapsed = state["epoch"], state["elapsed_s"]
 
+    place = reporter.placement()
+    gpus = place.get("gpus")
     common = {
-        "node": socket.gethostname(),
-        "device": device_name(device),
+        "node": place.get("node") or socket.gethostname(),
+        "device": device_name(device) + (f" (cluster GPU {gpus})" if gpus else ""),
         "pid": os.getpid(),
         "entered_at": entered,
         "setup_s": time.time() - entered,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import tempfile
 import threading
 from collections.abc import Callable
@@ -56,6 +57,11 @@ def init_ray(address: str | None = None, num_cpus: int | None = None) -> dict[st
     return ray.cluster_resources()
 
 
+def cluster_address() -> str:
+    """The address other processes join this Ray cluster with (also the embedded one)."""
+    return ray.get_runtime_context().gcs_address
+
+
 def shutdown_ray() -> None:
     if ray.is_initialized():
         ray.shutdown()
@@ -74,6 +80,15 @@ class _TuneReporter:
         with tempfile.TemporaryDirectory() as directory:
             torch.save(checkpoint, Path(directory) / CHECKPOINT_FILE)
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
+
+    def placement(self) -> dict[str, str]:
+        # Nodes of one machine (a loopback cluster, several pods on a host) share a host
+        # name and an address; the node id tells them apart.
+        node = (
+            f"{socket.gethostname()} {ray.util.get_node_ip_address()} "
+            f"node {ray.get_runtime_context().get_node_id()[:12]}"
+        )
+        return {"node": node, "gpus": ",".join(str(i) for i in ray.get_gpu_ids())}
 
     def restore(self) -> dict[str, Any] | None:
         checkpoint = tune.get_checkpoint()

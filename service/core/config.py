@@ -47,7 +47,18 @@ class Settings(BaseSettings):
         None, description="An existing Ray cluster (also read from RAY_ADDRESS). Default: local."
     )
     ray_num_cpus: int | None = Field(None, ge=1, description="CPUs of the embedded local Ray.")
+    ray_storage: str | None = Field(
+        None,
+        description="Where Ray Tune keeps trial checkpoints: on a multi-node cluster a path "
+        "every node shares (NFS) or a bucket URI (s3://...). Default: data_dir/ray_results.",
+    )
     worker_poll_seconds: float = Field(2.0, gt=0, description="How often an idle worker looks.")
+    worker_concurrent_jobs: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="Jobs one worker runs at once (more than one: each in its own process).",
+    )
     heartbeat_seconds: float | None = Field(
         None, gt=0, description="Lease renewal period. Default: a third of lease_seconds."
     )
@@ -68,6 +79,10 @@ class Settings(BaseSettings):
     @property
     def optuna_url(self) -> str:
         return self.optuna_storage or f"sqlite:///{(self.data_dir / 'optuna.db').resolve()}"
+
+    @property
+    def ray_storage_path(self) -> str:
+        return self.ray_storage or str((self.data_dir / "ray_results").resolve())
 
     @property
     def heartbeat_period(self) -> float:

@@ -24,6 +24,9 @@ class Collect:
     def restore(self):
         return self._restore
 
+    def placement(self):
+        return {}
+
 
 def _config(tmp_path, **kw):
     base = dict(
