@@ -2,10 +2,10 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Header, Path, Query, Response, status
+from fastapi import APIRouter, Path, Query, Response, status
 
 from service.auth.dependencies import Reader, Writer
-from service.core.deps import DatabaseDep
+from service.core.deps import DatabaseDep, IdempotencyKey
 from service.core.problems import PROBLEM_RESPONSES
 from service.jobs import service
 from service.jobs.repository import Job
@@ -39,14 +39,7 @@ def create_job(
     response: Response,
     database: DatabaseDep,
     principal: Writer,
-    idempotency_key: Annotated[
-        str | None,
-        Header(
-            min_length=1,
-            max_length=200,
-            description="Retrying with the same key and body returns the same job.",
-        ),
-    ] = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> Job:
     """Submit a tuning job. It is queued until a worker claims it."""
     job, created = service.submit(database, spec, principal, idempotency_key)

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Iterator
 
 from service.auth.dependencies import Principal
 from service.catalogue.repository import OptimizerInfo, TaskInfo
 from service.catalogue.service import require_batch_size, require_optimizer, require_task
-from service.core.errors import Conflict, InvalidInput, NotFound
+from service.core.errors import InvalidInput, NotFound
+from service.core.idempotency import replay, request_hash
 from service.jobs.repository import Job
 from service.jobs.schemas import JobSpec
 from service.storage import Database, UnitOfWork
@@ -87,11 +86,6 @@ def validate_spec(uow: UnitOfWork, spec: JobSpec) -> TaskInfo:
     return require_task(uow, spec.task, "task")
 
 
-def request_hash(spec: JobSpec) -> str:
-    canonical = json.dumps(spec.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()
-
-
 def submit(
     database: Database, spec: JobSpec, principal: Principal, idempotency_key: str | None
 ) -> tuple[Job, bool]:
@@ -100,14 +94,8 @@ def submit(
     with database.unit_of_work(write=True) as uow:
         if idempotency_key is not None:
             found = uow.jobs.by_idempotency_key(principal.token_id, idempotency_key)
-            if found is not None:
-                job, previous = found
-                if previous != digest:
-                    raise Conflict(
-                        "this Idempotency-Key was used with a different request body",
-                        field="header.Idempotency-Key",
-                        value=idempotency_key,
-                    )
+            job = replay(found, digest, idempotency_key)
+            if job is not None:
                 return job, False
         validate_spec(uow, spec)
         job = uow.jobs.create(

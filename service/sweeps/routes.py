@@ -2,10 +2,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Path, Query, Response, status
+from fastapi import APIRouter, Path, Query, Response, status
 
 from service.auth.dependencies import Reader, Writer
-from service.core.deps import DatabaseDep
+from service.core.deps import DatabaseDep, IdempotencyKey
 from service.core.problems import PROBLEM_RESPONSES
 from service.sweeps import service
 from service.sweeps.schemas import SweepDetail, SweepPage, SweepSpec
@@ -32,14 +32,7 @@ def create_sweep(
     response: Response,
     database: DatabaseDep,
     principal: Writer,
-    idempotency_key: Annotated[
-        str | None,
-        Header(
-            min_length=1,
-            max_length=200,
-            description="Retrying with the same key and body returns the same sweep.",
-        ),
-    ] = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> SweepDetail:
     """Expand a sweep into jobs and queue them all, or none: any invalid job refuses the
     whole sweep with every error, each placed in the sweep (``tasks[1]``, ``budgets[0].trials``)."""

@@ -3,11 +3,9 @@ sweep and all its jobs are created in one unit of work, so a sweep is never half
 
 from __future__ import annotations
 
-import hashlib
-import json
-
 from service.auth.dependencies import Principal
 from service.core.errors import Conflict, InvalidInput, InvalidInputs, NotFound
+from service.core.idempotency import replay, request_hash
 from service.jobs.repository import TERMINAL
 from service.jobs.service import spec_errors
 from service.storage import Database, UnitOfWork
@@ -22,11 +20,6 @@ from service.sweeps.schemas import (
 )
 
 
-def request_hash(spec: SweepSpec) -> str:
-    canonical = json.dumps(spec.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()
-
-
 def submit(
     database: Database, spec: SweepSpec, principal: Principal, idempotency_key: str | None
 ) -> tuple[SweepDetail, bool]:
@@ -35,14 +28,8 @@ def submit(
     with database.unit_of_work(write=True) as uow:
         if idempotency_key is not None:
             found = uow.sweeps.by_idempotency_key(principal.token_id, idempotency_key)
-            if found is not None:
-                sweep, previous = found
-                if previous != digest:
-                    raise Conflict(
-                        "this Idempotency-Key was used with a different request body",
-                        field="header.Idempotency-Key",
-                        value=idempotency_key,
-                    )
+            sweep = replay(found, digest, idempotency_key)
+            if sweep is not None:
                 return detail(uow, sweep), False
         planned = expand(spec)
         errors: dict[tuple[str, str], InvalidInput] = {}
