@@ -17,6 +17,7 @@ import os
 import socket
 import tempfile
 import threading
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +45,9 @@ def init_ray(address: str | None = None, num_cpus: int | None = None) -> dict[st
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    # The dispatcher handles SIGINT itself (stop every study, hand the job back); Tune's
+    # own handler would end only the running Tuner and let the job go on as if done.
+    os.environ.setdefault("TUNE_DISABLE_SIGINT_HANDLER", "1")
     # Result files are off (we stream results to the database), so Tune's summary would
     # only complain that it cannot find them.
     logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
@@ -210,6 +214,21 @@ def _mirror(run: TuneRun, storages: dict[str, Any]) -> None:
         target.engine.dispose()
 
 
+def _sampler_seed(plan: StudyPlan) -> int:
+    """The job's seed, made distinct per batch size and arm: with one seed for all, every
+    study would draw the same random points, and a study warm-started with a neighbour's
+    best (itself one of those points) would run that point twice."""
+    key = f"{plan.seed}/{plan.trial_config['batch_size']}/{plan.trial_config['optimizer']}"
+    return zlib.crc32(key.encode())
+
+
+def _startup_trials(plan: StudyPlan) -> int:
+    """Random trials before TPE models the space. Optuna's default of 10 would leave a
+    small budget (the usual 8 to 24 trials per study) mostly or wholly random; the warm
+    start and a third of the budget seed the model instead."""
+    return max(len(plan.warm_start) + 1, min(10, plan.num_trials // 3))
+
+
 class _StudySearcher(Searcher):
     """Several Optuna studies behind one Searcher: each trial is drawn from the first study
     that still has budget, and every result goes back to the study it came from."""
@@ -229,7 +248,11 @@ class _StudySearcher(Searcher):
                 points_to_evaluate=None
                 if plan.prior or not plan.warm_start
                 else [{f"p_{k}": v for k, v in p.items()} for p in plan.warm_start],
-                sampler=optuna.samplers.TPESampler(seed=plan.seed, multivariate=True),
+                sampler=optuna.samplers.TPESampler(
+                    seed=_sampler_seed(plan),
+                    multivariate=True,
+                    n_startup_trials=_startup_trials(plan),
+                ),
                 study_name=name,
                 storage=storages[name],
             )

@@ -126,7 +126,8 @@ class JobSpec(BaseModel):
         return len(self.batch_sizes) * len(self.arms)
 
     def trials_total(self) -> int:
-        per_study = self.trials_per_study + self.reevaluate_top * len(self.seeds)
+        # Re-evaluation re-runs the top settings with every seed but the first.
+        per_study = self.trials_per_study + self.reevaluate_top * (len(self.seeds) - 1)
         return self.studies() * per_study
 
 
