@@ -22,7 +22,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -33,11 +33,11 @@ import yaml
 
 from service.catalogue.repository import TaskInfo
 from service.core.config import Settings
-from service.core.errors import InvalidInput
+from service.core.errors import InvalidInputs
 from service.jobs.repository import TERMINAL, Job
-from service.jobs.schemas import JobSpec
 from service.storage import Database, UnitOfWork
-from service.sweeps.schemas import SweepSpec, expand, parse_job, sweep_field
+from service.sweeps.planning import plan, queue
+from service.sweeps.schemas import SweepSpec
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples"
@@ -792,69 +792,6 @@ def write_report(evidence: Evidence, provenance: Provenance, out_dir: Path) -> P
 # --- creating and running the sweeps -------------------------------------------------------
 
 
-def _stability_errors(index: int, opt: Any, arm: Any) -> Iterator[InvalidInput]:
-    """The stability rule on an arm's alpha and beta1 ranges, as the API checks it.
-
-    (The API's own check lives in service.jobs.service, which also imports the request
-    dependencies workers may not import, so this restates it.)"""
-    if "alpha" not in opt.searched:
-        return
-    defaults = opt.defaults.get("search", {})
-    alpha = arm.search.get("alpha") or defaults.get("alpha")
-    beta1 = arm.search.get("beta1") or defaults.get("beta1")
-    if alpha is None or beta1 is None:
-        return
-
-    def bounds(r: Any) -> tuple[float, float]:
-        return (float(r["low"]), float(r["high"])) if isinstance(r, dict) else (r.low, r.high)
-
-    (a_low, a_high), (b_low, _) = bounds(alpha), bounds(beta1)
-    if not 0 <= b_low < 1:
-        yield InvalidInput(
-            f"beta1 must lie in [0, 1), the range starts at {b_low}",
-            field=f"arms[{index}].search.beta1",
-            value=b_low,
-        )
-        return
-    worst = max(abs(a_low), abs(a_high)) * (1 - b_low)
-    if worst >= 1:
-        yield InvalidInput(
-            f"the alpha range [{a_low}, {a_high}] with beta1 from {b_low} breaks the stability "
-            f"rule |alpha (1 - beta1)| < 1 (worst case {worst:.4g})",
-            field=f"arms[{index}].search.alpha",
-            value={"low": a_low, "high": a_high},
-        )
-
-
-def _catalogue_errors(uow: UnitOfWork, spec: JobSpec) -> Iterator[InvalidInput]:
-    from service.catalogue.service import require_batch_size, require_optimizer, require_task
-
-    try:
-        task = require_task(uow, spec.task, "task")
-    except InvalidInput as exc:
-        yield exc
-    else:
-        for i, batch in enumerate(spec.batch_sizes):
-            try:
-                require_batch_size(task, batch, f"batch_sizes[{i}]")
-            except InvalidInput as exc:
-                yield exc
-    for i, arm in enumerate(spec.arms):
-        try:
-            opt = require_optimizer(uow, arm.optimizer, f"arms[{i}].optimizer")
-        except InvalidInput as exc:
-            yield exc
-            continue
-        for name in arm.search:
-            if name not in opt.searched:
-                yield InvalidInput(
-                    f"optimizer {opt.name!r} does not search {name!r}",
-                    field=f"arms[{i}].search.{name}",
-                    value=name,
-                )
-        yield from _stability_errors(i, opt, arm)
-
-
 def load_sweep(path: Path) -> tuple[SweepSpec, str]:
     """The sweep file's spec and its exact text; errors name the file and the field."""
     from pydantic import ValidationError
@@ -874,42 +811,23 @@ def load_sweep(path: Path) -> tuple[SweepSpec, str]:
         raise click.ClickException("invalid sweep file\n" + "\n".join(lines)) from exc
 
 
-def plan_jobs(uow: UnitOfWork, path: Path, spec: SweepSpec) -> list[JobSpec]:
-    """Expand and validate as POST /api/v1/sweeps does; raise with every error."""
-    errors: dict[tuple[str, str], str] = {}
-    valid = []
-    for job in expand(spec):
-        job_spec, problems = parse_job(job)
-        if job_spec is not None:
-            valid.append(job_spec)
-            problems = [
-                InvalidInput(e.detail, field=sweep_field(e.field or "", job), value=e.value)
-                for e in _catalogue_errors(uow, job_spec)
-            ]
-        for p in problems:
-            errors.setdefault((p.field or "", p.detail), f"{path}: {p.field}: {p.detail}")
-    if errors:
-        raise click.ClickException(
-            "the sweep was refused as a whole; nothing was queued\n" + "\n".join(errors.values())
-        )
-    return valid
-
-
 def create_sweeps(database: Database, files: Sequence[tuple[Path, SweepSpec]]) -> list[int]:
-    """All sweeps and their jobs in one transaction: every file is valid, or none is queued."""
+    """All sweeps and their jobs in one transaction, checked as POST /api/v1/sweeps checks
+    them: every file is valid, or none is queued."""
     ids = []
     with database.unit_of_work(write=True) as uow:
-        planned = [(path, spec, plan_jobs(uow, path, spec)) for path, spec in files]
-        for _, spec, jobs in planned:
-            sweep = uow.sweeps.create(name=spec.name, spec=spec.model_dump(mode="json"))
-            for job_spec in jobs:
-                uow.jobs.create(
-                    task=job_spec.task,
-                    spec=job_spec.model_dump(mode="json"),
-                    trials_total=job_spec.trials_total(),
-                    sweep_id=sweep.id,
-                )
-            ids.append(sweep.id)
+        planned = []
+        errors = []
+        for path, spec in files:
+            try:
+                planned.append((spec, plan(uow, spec)))
+            except InvalidInputs as exc:
+                errors += [f"{path}: {c.field}: {c.detail}" for c in exc.causes]
+        if errors:
+            raise click.ClickException(
+                "the sweep was refused as a whole; nothing was queued\n" + "\n".join(errors)
+            )
+        ids = [queue(uow, spec, jobs).id for spec, jobs in planned]
     return ids
 
 
@@ -935,16 +853,6 @@ def _claim(dispatcher: Any, job_id: int) -> Job | None:
         dispatcher.shutdown.wait(max(0.5, wait))
 
 
-def _trials_planned(job: Job) -> int:
-    """Trials the job will run: the search, then the top settings with the other seeds
-    (the job's trials_total also counts the first seed's re-run, which never happens)."""
-    spec = job.spec
-    seeds = len(spec.get("seeds") or [0])
-    again = int(spec.get("reevaluate_top") or 0) * (seeds - 1) if seeds > 1 else 0
-    studies = len(spec["batch_sizes"]) * len(spec["arms"])
-    return studies * (int(spec["trials_per_study"]) + again)
-
-
 def run_sweeps(settings: Settings, sweep_ids: Sequence[int]) -> tuple[str, list[str]]:
     """Run every unfinished job of the sweeps here; returns (outcome, lines to print)."""
     from tqdm import tqdm
@@ -961,17 +869,13 @@ def run_sweeps(settings: Settings, sweep_ids: Sequence[int]) -> tuple[str, list[
     if not todo:
         dispatcher.database.dispose()
         return "succeeded", lines
-    # Ray Tune's own Ctrl-C handler ends the running Tuner and lets the job go on to its
-    # next step as if the Tuner had finished: the job would "succeed" with studies cut
-    # short. Ours stops the job and hands it back instead.
-    os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
     resources = tuning.init_ray(settings.ray_address, settings.ray_num_cpus)
     # After ray.init (it installs handlers of its own): Ctrl-C hands the job back to the
     # queue at the next step, so `--resume-sweep` continues at once.
     signal.signal(signal.SIGTERM, dispatcher._on_signal)
     signal.signal(signal.SIGINT, dispatcher._on_signal)
     outcome = "succeeded"
-    total = sum(_trials_planned(j) for j in todo)
+    total = sum(j.trials_total for j in todo)
     try:
         with tqdm(total=total, initial=sum(j.trials_done for j in todo), unit="trial") as bar:
             for job in todo:

@@ -4,19 +4,16 @@ sweep and all its jobs are created in one unit of work, so a sweep is never half
 from __future__ import annotations
 
 from service.auth.dependencies import Principal
-from service.core.errors import Conflict, InvalidInput, InvalidInputs, NotFound
+from service.core.errors import Conflict, NotFound
 from service.core.idempotency import replay, request_hash
 from service.jobs.repository import TERMINAL
-from service.jobs.service import spec_errors
 from service.storage import Database, UnitOfWork
+from service.sweeps.planning import plan, queue
 from service.sweeps.repository import Sweep
 from service.sweeps.schemas import (
     SweepDetail,
     SweepSpec,
     SweepSummary,
-    expand,
-    parse_job,
-    sweep_field,
 )
 
 
@@ -31,37 +28,14 @@ def submit(
             sweep = replay(found, digest, idempotency_key)
             if sweep is not None:
                 return detail(uow, sweep), False
-        planned = expand(spec)
-        errors: dict[tuple[str, str], InvalidInput] = {}
-        valid = []
-        for job in planned:
-            job_spec, problems = parse_job(job)
-            if job_spec is not None:
-                valid.append(job_spec)
-                problems = [
-                    InvalidInput(e.detail, field=sweep_field(e.field or "", job), value=e.value)
-                    for e in spec_errors(uow, job_spec)
-                ]
-            # Jobs share tasks, batch sizes and arms: one bad entry is reported once.
-            for problem in problems:
-                errors.setdefault((problem.field or "", problem.detail), problem)
-        if errors:
-            raise InvalidInputs(list(errors.values()))
-        sweep = uow.sweeps.create(
-            name=spec.name,
-            spec=spec.model_dump(mode="json"),
+        sweep = queue(
+            uow,
+            spec,
+            plan(uow, spec),
             owner_token_id=principal.token_id,
             idempotency_key=idempotency_key,
             request_hash=digest,
         )
-        for job_spec in valid:
-            uow.jobs.create(
-                task=job_spec.task,
-                spec=job_spec.model_dump(mode="json"),
-                trials_total=job_spec.trials_total(),
-                owner_token_id=principal.token_id,
-                sweep_id=sweep.id,
-            )
         return detail(uow, sweep), True
 
 
