@@ -16,7 +16,7 @@ from importlib.metadata import entry_points
 import click
 
 from service.auth.cli import token
-from service.core.config import Settings
+from service.core.config import Settings, redacted
 from service.jobs.cli import jobs
 from service.sweeps.cli import sweep
 
@@ -62,7 +62,7 @@ def db_upgrade(revision: str) -> None:
 
     settings = Settings()
     upgrade(settings.url, revision)
-    click.echo(f"database at {revision}: {_redacted(settings.url)}")
+    click.echo(f"database at {revision}: {redacted(settings.url)}")
 
 
 @db.command("current")
@@ -73,12 +73,6 @@ def db_current() -> None:
 
     database = Database.from_settings(Settings())
     click.echo(f"current: {current_revision(database.engine)}  head: {head_revision()}")
-
-
-def _redacted(url: str) -> str:
-    from sqlalchemy.engine import make_url
-
-    return make_url(url).render_as_string(hide_password=True)
 
 
 @main.command("serve")

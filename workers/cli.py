@@ -11,7 +11,8 @@ import click
 from service.core.config import Settings
 
 
-def _settings(ray_address: str | None) -> Settings:
+def settings_for(ray_address: str | None) -> Settings:
+    """The settings from the environment, with the Ray cluster a command line named."""
     settings = Settings()
     if ray_address:
         settings = settings.model_copy(update={"ray_address": ray_address})
@@ -41,7 +42,7 @@ def worker(
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     done = Dispatcher(
-        _settings(ray_address),
+        settings_for(ray_address),
         worker_id=worker_id,
         max_jobs=max_jobs,
         exit_when_idle=exit_when_idle,
@@ -131,7 +132,7 @@ def tune(
             f"{too_big} above {task}'s maximum {spec_task.max_batch_size}",
             param_hint="--batch-sizes",
         )
-    settings = _settings(ray_address)
+    settings = settings_for(ray_address)
     upgrade(settings.url)
     dispatcher = Dispatcher(settings, worker_id="alto-tune-cli")
     publish_catalogue(dispatcher.database, dispatcher.worker)

@@ -32,12 +32,13 @@ import click
 import yaml
 
 from service.catalogue.repository import TaskInfo
-from service.core.config import Settings
+from service.core.config import Settings, redacted
 from service.core.errors import InvalidInputs
 from service.jobs.repository import TERMINAL, Job
 from service.storage import Database, UnitOfWork
 from service.sweeps.planning import plan, queue
 from service.sweeps.schemas import SweepSpec
+from workers.cli import settings_for
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples"
@@ -111,7 +112,7 @@ def collect(database: Database, sweep_ids: Sequence[int]) -> Evidence:
         for sweep_id in sweep_ids:
             sweep = uow.sweeps.get(sweep_id)
             if sweep is None:
-                raise click.ClickException(f"no sweep {sweep_id} in {_redacted(database.url)}")
+                raise click.ClickException(f"no sweep {sweep_id} in {redacted(database.url)}")
             sweeps.append({"id": sweep.id, "name": sweep.name, "spec": sweep.spec})
             jobs.extend(uow.sweeps.jobs(sweep_id))
         by_task: dict[str, dict[tuple[int, str], ArmPoint]] = {}
@@ -613,15 +614,6 @@ class Provenance:
     wall_time_s: float | None = None
 
 
-def _redacted(url: str) -> str:
-    from sqlalchemy.engine import make_url
-
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # not a URL we can parse: say nothing of it
-        return "<unparsable database URL>"
-
-
 def _version(package: str) -> str:
     try:
         return version(package)
@@ -757,7 +749,7 @@ def render(evidence: Evidence, provenance: Provenance) -> str:
         f"- Jobs ({statuses}): first start to last finish {_duration(span)}, "
         f"{_duration(job_sum)} in all (from the database).",
         f"- Sweeps: {sweeps}; jobs: {', '.join(str(j.id) for j in evidence.jobs)}.",
-        f"- Database: `{_redacted(evidence.database_url)}`.",
+        f"- Database: `{redacted(evidence.database_url)}`.",
         f"- Machine: {os.cpu_count()} CPUs, {platform.platform()}.",
         f"- Versions: Python {platform.python_version()}, torch {_version('torch')}, "
         f"ray {_version('ray')}, optuna {_version('optuna')}, "
@@ -917,13 +909,6 @@ def report() -> None:
     """Evidence: run the sweeps behind the paper's claims and write docs/results."""
 
 
-def _settings(ray_address: str | None) -> Settings:
-    settings = Settings()
-    if ray_address:
-        settings = settings.model_copy(update={"ray_address": ray_address})
-    return settings
-
-
 def _command_line() -> str:
     return "alto " + shlex.join(sys.argv[1:])
 
@@ -966,7 +951,7 @@ def run(
 
     logging.basicConfig(level=logging.WARNING)
     started = time.monotonic()
-    settings = _settings(ray_address)
+    settings = settings_for(ray_address)
     upgrade(settings.url)
     database = Database.from_settings(settings)
     texts: dict[str, str] = {}
@@ -976,7 +961,7 @@ def run(
             with database.unit_of_work() as uow:
                 missing = [i for i in sweep_ids if uow.sweeps.get(i) is None]
             if missing:
-                raise click.ClickException(f"no sweep {missing[0]} in {_redacted(settings.url)}")
+                raise click.ClickException(f"no sweep {missing[0]} in {redacted(settings.url)}")
         else:
             from workers.dispatcher import publish_catalogue
 
@@ -988,7 +973,7 @@ def run(
                 texts[_shown(path)] = text
             publish_catalogue(database, "alto-report")
             sweep_ids = create_sweeps(database, loaded)
-        click.echo(f"sweep(s) {', '.join(map(str, sweep_ids))} in {_redacted(settings.url)}")
+        click.echo(f"sweep(s) {', '.join(map(str, sweep_ids))} in {redacted(settings.url)}")
     finally:
         database.dispose()
     outcome, lines = run_sweeps(settings, sweep_ids)
