@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 __all__ = ["DriftFigures", "EigenEstimate", "ParameterDrift", "top_hessian_eigenvalue"]
 
@@ -70,6 +71,21 @@ def top_hessian_eigenvalue(
     norm = torch.sqrt(_dot(vec, vec))
     vec = [v / norm for v in vec]
 
+    # Fused attention kernels (flash, memory-efficient) have no double backward; the math
+    # kernel computes the same attention and can be differentiated twice.
+    with sdpa_kernel(SDPBackend.MATH):
+        return _power_iteration(loss_fn, params, vec, max_iter=max_iter, tol=tol, seed=seed)
+
+
+def _power_iteration(
+    loss_fn: Callable[[], Tensor],
+    params: list[Tensor],
+    vec: list[Tensor],
+    *,
+    max_iter: int,
+    tol: float,
+    seed: int,
+) -> EigenEstimate:
     loss = loss_fn()
     if not bool(torch.isfinite(loss.detach())):
         return EigenEstimate(math.nan, False, 0, tol, seed)

@@ -388,7 +388,15 @@ class JobRunner:
             for k, v in (("lr", trial.lr), ("alpha", trial.alpha), ("beta1", trial.beta1))
             if v is not None
         }
-        figures = tuning.flatness_of(config, trial.checkpoint, cpus, gpus)
+        try:
+            figures = tuning.flatness_of(config, trial.checkpoint, cpus, gpus)
+        except Exception as exc:  # evidence we could not gather, not a failed job
+            log.exception("measuring the eigenvalue of trial %s failed", trial.id)
+            figures = {
+                "top_eigenvalue": math.nan,
+                "eigen_converged": False,
+                "method": f"not measured: {type(exc).__name__}: {exc}"[:2000],
+            }
         with self.database.unit_of_work(write=True) as uow:
             uow.trials.record_flatness(trial.id, **figures)
 

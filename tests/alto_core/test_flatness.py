@@ -107,3 +107,20 @@ def test_drift_from_start_and_over_window():
             assert math.isnan(fig.over_window)
         else:
             assert fig.over_window == pytest.approx(float((history[k] - history[k - 3]).norm()))
+
+
+def test_attention_models_are_measured():
+    """Fused attention kernels cannot be differentiated twice; the estimate must still come
+    back (a transformer task's best trial gets its eigenvalue like any other)."""
+    torch.manual_seed(0)
+    attend = nn.MultiheadAttention(16, 2, batch_first=True)
+    x = torch.randn(4, 8, 16)
+
+    def loss():
+        out, _ = attend(x, x, x, need_weights=False, is_causal=False)
+        q = k = v = out.view(4, 8, 2, 8).transpose(1, 2)
+        mixed = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+        return mixed.pow(2).mean()
+
+    estimate = top_hessian_eigenvalue(loss, attend.parameters(), max_iter=50, tol=1e-3)
+    assert math.isfinite(estimate.value) and estimate.iterations > 1

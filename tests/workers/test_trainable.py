@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import math
 
+import pytest
 import torch
 
 from workers.trainable import TrialConfig, measure_flatness, run_trial
@@ -72,10 +73,14 @@ def test_a_non_finite_loss_ends_the_trial_as_diverged(tmp_path):
     assert out.checkpoints[-1] is None
 
 
-def test_flatness_of_a_trained_model(tmp_path):
+@pytest.mark.parametrize("task, epochs, batch_size", [("digits-mlp", 3, 64), ("charlm", 1, 512)])
+def test_flatness_of_a_trained_model(tmp_path, task, epochs, batch_size):
+    # charlm's transformer attends with fused kernels that have no double backward.
     out = Collect()
-    config = _config(tmp_path, epochs=3)
+    config = _config(tmp_path, task=task, epochs=epochs, batch_size=batch_size)
     run_trial(config, out)
     figures = measure_flatness(config, out.checkpoints[-1]["model"])
-    assert figures["eigen_converged"] and 0 < figures["top_eigenvalue"] < 1e4
+    assert figures["eigen_iterations"] > 1 and math.isfinite(figures["top_eigenvalue"])
     assert "power iteration" in figures["method"]
+    if task == "digits-mlp":
+        assert figures["eigen_converged"] and 0 < figures["top_eigenvalue"] < 1e4
