@@ -521,6 +521,8 @@ def _pyplot() -> Any:
 
 def _log2_axis(ax: Any, batch_sizes: Sequence[int]) -> None:
     ax.set_xscale("log", base=2)
+    # Fixed limits: an arm with no result at any batch size leaves nothing to scale by.
+    ax.set_xlim(min(batch_sizes) / 1.5, max(batch_sizes) * 1.5)
     ax.set_xticks(list(batch_sizes))
     ax.set_xticklabels([str(b) for b in batch_sizes])
     ax.set_xlabel("batch size")
