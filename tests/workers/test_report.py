@@ -182,6 +182,11 @@ def test_flatness_verdicts():
     assert judge_flatness(mixed).verdict == "mixed"
     # An infinite eigenvalue is data, but it cannot be compared.
     assert judge_flatness([FlatPoint(8192, float("inf"), 4.0)]).verdict == "not measured"
+    # One estimate each, no seeds: a difference of under 10% is no evidence either way.
+    close = judge_flatness(
+        [FlatPoint(32, 100.0, 212.0), FlatPoint(128, 119.0, 162.0), FlatPoint(512, 234.5, 236.2)]
+    )
+    assert close.verdict == "mixed" and "as sharp, within 10%" in close.detail
 
 
 def test_verdicts_combine_over_tasks():
