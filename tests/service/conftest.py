@@ -17,6 +17,8 @@ from sqlalchemy.engine import make_url
 
 from service.core.migrate import upgrade
 from service.storage import Database
+from tests.service.catalogue import publish
+from tests.service.server import running_server
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "ALTO_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -69,3 +71,18 @@ def database(database_url: str) -> Iterator[Database]:
         yield db
     finally:
         db.dispose()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """`alto serve` without a worker on a fresh SQLite database, with a test catalogue
+    published (one per test module; a module may define its own)."""
+    with running_server(tmp_path_factory.mktemp("api")) as srv:
+        publish(srv.database)
+        yield srv
+
+
+@pytest.fixture
+def http(server):
+    with server.client() as client:
+        yield client

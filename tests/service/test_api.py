@@ -13,19 +13,6 @@ PROBLEM = "application/problem+json"
 SPEC = {"task": "digits-mlp", "batch_sizes": [64, 1024], "trials_per_study": 3}
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    with running_server(tmp_path_factory.mktemp("api")) as srv:
-        publish(srv.database)
-        yield srv
-
-
-@pytest.fixture
-def http(server):
-    with server.client() as client:
-        yield client
-
-
 def test_submit_returns_201_with_location(http):
     response = http.post("/api/v1/jobs", json=SPEC)
     assert response.status_code == 201, response.text

@@ -11,9 +11,6 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from tests.service.catalogue import publish
-from tests.service.server import running_server
-
 ALTO = Path(sys.executable).with_name("alto")
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -46,19 +43,6 @@ batch_sizes:
   - 2048
 optimizers: [alto, lamb]
 """
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    with running_server(tmp_path_factory.mktemp("sweeps")) as srv:
-        publish(srv.database)
-        yield srv
-
-
-@pytest.fixture
-def http(server):
-    with server.client() as client:
-        yield client
 
 
 def alto(server, *args, check=True):
