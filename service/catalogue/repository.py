@@ -39,16 +39,42 @@ class CatalogueRepository:
 
     def publish_tasks(self, tasks: list[TaskInfo], publisher: str) -> None:
         now = utcnow()
-        for task in tasks:
-            values = task.model_dump(exclude={"published_by", "published_at"})
-            self.session.merge(TaskRow(**values, published_by=publisher, published_at=now))
-        self.session.flush()
+        rows = [
+            {
+                **t.model_dump(exclude={"published_by", "published_at"}),
+                "published_by": publisher,
+                "published_at": now,
+            }
+            for t in tasks
+        ]
+        self._upsert(TaskRow, rows)
 
     def publish_optimizers(self, optimizers: list[OptimizerInfo]) -> None:
         now = utcnow()
-        for opt in optimizers:
-            self.session.merge(OptimizerRow(**opt.model_dump(), published_at=now))
-        self.session.flush()
+        self._upsert(OptimizerRow, [{**o.model_dump(), "published_at": now} for o in optimizers])
+
+    def _upsert(self, model: type[TaskRow] | type[OptimizerRow], rows: list[dict]) -> None:
+        """Insert or replace rows keyed by name in one statement. Workers that start
+        together publish the same catalogue at once; a select-then-insert (``merge``) lets
+        both insert, and the second fails on the primary key."""
+        if not rows:
+            return
+        dialect = self.session.get_bind().dialect.name
+        if dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        elif dialect == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert
+        else:  # no portable upsert: one writer at a time is the database's to ensure
+            for row in rows:
+                self.session.merge(model(**row))
+            self.session.flush()
+            return
+        statement = insert(model).values(rows)
+        statement = statement.on_conflict_do_update(
+            index_elements=["name"],
+            set_={column: statement.excluded[column] for column in rows[0] if column != "name"},
+        )
+        self.session.execute(statement)
 
     def tasks(self) -> list[TaskInfo]:
         rows = self.session.scalars(select(TaskRow).order_by(TaskRow.name))

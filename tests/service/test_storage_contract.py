@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import threading
+import time
 from collections import Counter
 from datetime import timedelta
 
@@ -273,6 +274,47 @@ def test_catalogue_publish_is_an_upsert(database):
         assert [t.name for t in uow.catalogue.tasks()] == sorted(t.name for t in TASKS)
         assert uow.catalogue.task("digits-mlp").max_batch_size == 1024
         assert uow.catalogue.optimizer("alto").searched == ["lr", "alpha", "beta1"]
+        assert len(uow.catalogue.optimizers()) == len(OPTIMIZERS)
+
+
+def _waiting_on_a_lock(database) -> bool:
+    with database.engine.connect() as connection:
+        waiting = connection.execute(
+            text(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+        ).scalar()
+    return waiting > 0
+
+
+def test_workers_starting_together_both_publish(database):
+    """Two workers publish the same new catalogue at once: the second waits for the first
+    and replaces its rows instead of failing on the primary key."""
+    failures: list[BaseException] = []
+
+    def second() -> None:
+        try:
+            publish(database)
+        except BaseException as exc:  # noqa: BLE001  (reported by the assert below)
+            failures.append(exc)
+
+    with database.unit_of_work(write=True) as uow:
+        uow.catalogue.publish_tasks(TASKS, publisher="first")
+        uow.catalogue.publish_optimizers(OPTIMIZERS)
+        thread = threading.Thread(target=second)
+        thread.start()
+        if database.engine.dialect.name == "postgresql":
+            # Commit only once the second publisher waits on the first one's new rows
+            # (SQLite's single writer makes it wait at BEGIN instead: no race to set up).
+            deadline = time.monotonic() + 30
+            while not _waiting_on_a_lock(database):
+                assert time.monotonic() < deadline, "the second publisher never blocked"
+                time.sleep(0.02)
+    thread.join(timeout=60)
+    assert not thread.is_alive() and failures == []
+    with database.unit_of_work() as uow:
+        assert {t.published_by for t in uow.catalogue.tasks()} == {"tests"}
         assert len(uow.catalogue.optimizers()) == len(OPTIMIZERS)
 
 
