@@ -8,12 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 ALTO = Path(sys.executable).with_name("alto")
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
 GOOD = """\
 name: digits-and-charlm
@@ -177,34 +174,27 @@ def test_a_token_sees_only_its_own_sweeps(server, http):
     assert http.get(f"/api/v1/sweeps/{sweep_id}").status_code == 200  # the local admin
 
 
-def test_the_sweep_page_lists_its_jobs(server, http):
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: `python3 dev.py test` installs Debian's chromium")
+def test_the_sweep_page_lists_its_jobs(server, http, browser):
     body = {"name": "page", "tasks": ["digits-mlp", "charlm"], "batch_sizes": [32, 64]}
     sweep = http.post("/api/v1/sweeps", json=body).json()
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        page = browser.new_page(base_url=server.url)
-        errors: list[str] = []
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        page.goto(f"/dashboard/sweeps/{sweep['id']}")
-        page.wait_for_selector("body[data-ready='1']", timeout=20_000)
-        expect(page.locator("#title")).to_contain_text(f"Sweep {sweep['id']}: page")
-        rows = page.locator("#sweep-jobs tbody tr")
-        expect(rows).to_have_count(2)
-        for job in sweep["jobs"]:
-            expect(page.locator(f"#sweep-jobs tr[data-job-id='{job['id']}']")).to_contain_text(
-                f"{job['task']}32, 64"
-            )
-        page.get_by_role("button", name="Cancel sweep").click()
-        expect(rows.first).to_contain_text("cancelled")
-        # The jobs page links each job to its sweep and filters by it.
-        page.goto(f"/dashboard/jobs?sweep_id={sweep['id']}")
-        page.wait_for_selector("body[data-ready='1']")
-        expect(page.locator("#jobs tbody tr")).to_have_count(2)
-        page.locator("#jobs tbody tr").first.get_by_role(
-            "link", name=f"sweep {sweep['id']}"
-        ).click()
-        expect(page).to_have_url(f"{server.url}/dashboard/sweeps/{sweep['id']}")
-        browser.close()
+    page = browser.new_page(base_url=server.url)
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(f"/dashboard/sweeps/{sweep['id']}")
+    page.wait_for_selector("body[data-ready='1']", timeout=20_000)
+    expect(page.locator("#title")).to_contain_text(f"Sweep {sweep['id']}: page")
+    rows = page.locator("#sweep-jobs tbody tr")
+    expect(rows).to_have_count(2)
+    for job in sweep["jobs"]:
+        expect(page.locator(f"#sweep-jobs tr[data-job-id='{job['id']}']")).to_contain_text(
+            f"{job['task']}32, 64"
+        )
+    page.get_by_role("button", name="Cancel sweep").click()
+    expect(rows.first).to_contain_text("cancelled")
+    # The jobs page links each job to its sweep and filters by it.
+    page.goto(f"/dashboard/jobs?sweep_id={sweep['id']}")
+    page.wait_for_selector("body[data-ready='1']")
+    expect(page.locator("#jobs tbody tr")).to_have_count(2)
+    page.locator("#jobs tbody tr").first.get_by_role("link", name=f"sweep {sweep['id']}").click()
+    expect(page).to_have_url(f"{server.url}/dashboard/sweeps/{sweep['id']}")
     assert not errors, errors
