@@ -2,7 +2,9 @@
 
 Shaped like ``torch/optim/adam.py``: each public function dispatches to a
 single-tensor implementation (a Python loop over parameters) or a
-``torch._foreach_*`` implementation grouped by device and dtype. Hyperparameters
+``torch._foreach_*`` implementation grouped by device and dtype;
+:func:`lamb_stacked` is the Lamb step for parameters whose state is stacked
+(``alto_core/_stacks.py``). Hyperparameters
 arrive as Python numbers and step counters as tensors on each parameter's
 device, so nothing here reads a tensor back to the host: no ``.item()`` and no
 Python ``if`` on a tensor value.
@@ -25,7 +27,7 @@ import torch
 from torch import Tensor
 from torch.optim import Optimizer
 
-__all__ = ["adapt_gradients", "lamb"]
+__all__ = ["adapt_gradients", "lamb", "lamb_stacked"]
 
 
 def _scalar_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -245,26 +247,27 @@ def _single_tensor_lamb(
 # large tensor comes straight from the OS and is faulted in page by page, which
 # costs several times the arithmetic; small ones are recycled by malloc and
 # cost nothing, while every extra op on a small tensor costs a dispatch. So
-# tensors of at least _SCRATCH_MIN_NUMEL elements work in place in a reused
-# scratch buffer (chunks of at most _CPU_CHUNK_NUMEL elements), and smaller ones
-# use out-of-place ops (fewest passes). Accelerators' caching allocators make
-# temporaries cheap, so there everything takes the out-of-place form.
-_SCRATCH_MIN_NUMEL = 1 << 15
-_CPU_CHUNK_NUMEL = 1 << 20
+# tensors of at least SCRATCH_MIN_NUMEL elements work in place in a reused
+# scratch buffer (chunks of at most CPU_CHUNK_NUMEL elements), and smaller ones
+# use out-of-place ops (fewest passes), unless enough of them share a shape to be
+# stacked (lamb_stacked, alto_core/_stacks.py). Accelerators' caching allocators
+# make temporaries cheap, so there everything takes the out-of-place form.
+SCRATCH_MIN_NUMEL = 1 << 15
+CPU_CHUNK_NUMEL = 1 << 20
 
 
 def _batches(params: list[Tensor], device: torch.device) -> list[tuple[list[int], bool]]:
     """Index batches of a device/dtype group, each flagged whether it uses a scratch buffer."""
     if device.type != "cpu":
         return [(list(range(len(params))), False)]
-    small = [i for i, p in enumerate(params) if p.numel() < _SCRATCH_MIN_NUMEL]
+    small = [i for i, p in enumerate(params) if p.numel() < SCRATCH_MIN_NUMEL]
     batches = [(small, False)] if small else []
     chunk: list[int] = []
     total = 0
     for i, p in enumerate(params):
-        if p.numel() < _SCRATCH_MIN_NUMEL:
+        if p.numel() < SCRATCH_MIN_NUMEL:
             continue
-        if chunk and total + p.numel() > _CPU_CHUNK_NUMEL:
+        if chunk and total + p.numel() > CPU_CHUNK_NUMEL:
             batches.append((chunk, True))
             chunk, total = [], 0
         chunk.append(i)
@@ -421,3 +424,95 @@ def _multi_tensor_lamb_batch(
         torch._foreach_add_(p, direction, alpha=-lr)
     else:
         torch._foreach_addcmul_(p, direction, scale.unbind())
+
+
+def lamb_stacked(
+    params: list[Tensor],
+    grads: list[Tensor],
+    exp_avg: Tensor,
+    exp_avg_sq: Tensor,
+    step: Tensor,
+    ema: Tensor | None,
+    workspace: Tensor,
+    *,
+    lr: float,
+    alpha: float,
+    beta1: float,
+    beta2: float,
+    beta3: float,
+    eps: float,
+    weight_decay: float,
+    bias_correction: bool,
+    trust_ratio: bool,
+) -> None:
+    """:func:`lamb` for k parameters of one shape whose state is stacked.
+
+    ``exp_avg``, ``exp_avg_sq`` and ``ema`` are (k, *shape) tensors whose row i
+    belongs to ``params[i]``, and ``step`` is the (k,) vector of their step
+    counts. Each elementwise operation then runs once over all k rows instead
+    of once per tensor, and the trust-ratio norms are row reductions: on CPU,
+    where a foreach op dispatches a kernel per tensor, this is several times
+    faster for small tensors (numel < SCRATCH_MIN_NUMEL). Gradients and
+    parameters are gathered into ``workspace`` in chunks of at most
+    CPU_CHUNK_NUMEL elements, so it needs 2 * min(k * numel, CPU_CHUNK_NUMEL)
+    elements.
+    """
+    k, numel = len(params), params[0].numel()
+    dtype = params[0].dtype
+    c = alpha * (1.0 - beta1)
+    step.add_(1)
+    eps_k = wd_k = fallback = None
+    if bias_correction:
+        eps_k, wd_k, fallback = _bias_terms(
+            step.to(_scalar_dtype(dtype)),
+            beta2=beta2,
+            beta3=beta3,
+            eps=eps,
+            weight_decay=weight_decay,
+        )
+    norm_dtype = _norm_dtype(dtype)
+    rows = max(1, min(k, CPU_CHUNK_NUMEL // numel))
+    for start in range(0, k, rows):
+        stop = min(k, start + rows)
+        chunk = params[start:stop]
+        shape = (stop - start, *params[0].shape)
+        column = (stop - start,) + (1,) * params[0].dim()
+        size = (stop - start) * numel
+        a = workspace[:size].view(shape)
+        b = workspace[size : 2 * size].view(shape)
+        m, v = exp_avg[start:stop], exp_avg_sq[start:stop]
+
+        grad = torch.stack(grads[start:stop], out=a)
+        mod_grad = grad
+        if ema is not None:
+            e = ema[start:stop]
+            if c != 0.0:
+                mod_grad = torch.lerp(grad, e, -c, out=b)
+            e.lerp_(grad, 1.0 - beta1)
+        m.lerp_(mod_grad, 1.0 - beta2)
+        v.mul_(beta3).addcmul_(mod_grad, mod_grad, value=1.0 - beta3)
+
+        direction = torch.sqrt(v, out=b)
+        direction.add_(eps if eps_k is None else eps_k[start:stop].view(column))
+        torch.div(m, direction, out=direction)
+        theta = None
+        if weight_decay != 0.0 or trust_ratio:
+            theta = torch.stack(chunk, out=a)  # the gradients in ``a`` are no longer needed
+        if weight_decay != 0.0:
+            if wd_k is None:
+                direction.add_(theta, alpha=weight_decay)
+            else:
+                direction.addcmul_(theta, wd_k[start:stop].view(column))
+
+        param_norm = dir_norm = None
+        if trust_ratio:
+            param_norm = torch.linalg.vector_norm(theta.view(-1, numel), dim=1, dtype=norm_dtype)
+            dir_norm = torch.linalg.vector_norm(direction.view(-1, numel), dim=1, dtype=norm_dtype)
+        scale = _step_scale(
+            param_norm, dir_norm, None if fallback is None else fallback[start:stop], lr
+        )
+        if scale is None:
+            torch._foreach_add_(chunk, direction.unbind(0), alpha=-lr)
+        else:
+            direction.mul_(scale.view(column))
+            torch._foreach_add_(chunk, direction.unbind(0))

@@ -13,6 +13,10 @@ costs 1.3 to 2.6 points; the reference code silently gives bias and
 normalisation groups (weight decay 0) a plain Adam step instead.
 
 Gradient clipping is not done here: clip in the training loop if you want it.
+
+On CPU the foreach path stacks the state of small same-shaped parameters
+(``alto_core/_stacks.py``), which makes a step on many small tensors several
+times cheaper; the state still reads per parameter.
 """
 
 from __future__ import annotations
@@ -25,7 +29,9 @@ from torch import Tensor
 from torch.optim import Optimizer
 
 from alto_core import _checks
+from alto_core._stacks import Stacks
 from alto_core.functional import lamb as lamb_kernel
+from alto_core.functional import lamb_stacked
 
 __all__ = ["ALTO", "Lamb"]
 
@@ -46,6 +52,7 @@ class _LambFamily(Optimizer):
 
     def __init__(self, params: ParamsT, defaults: dict[str, Any]) -> None:
         self._validate(defaults)
+        self._stacks = Stacks()
         super().__init__(params, defaults)
 
     def _validate(self, group: dict[str, Any]) -> None:
@@ -63,17 +70,15 @@ class _LambFamily(Optimizer):
         super().__setstate__(state)
         for group in self.param_groups:
             group.setdefault("foreach", None)
+        self._stacks = Stacks()
 
-    def _init_group(
-        self,
-        group: dict[str, Any],
-        params: list[Tensor],
-        grads: list[Tensor],
-        exp_avgs: list[Tensor],
-        exp_avg_sqs: list[Tensor],
-        steps: list[Tensor],
-        emas: list[Tensor],
-    ) -> None:
+    def _state_keys(self) -> tuple[str, ...]:
+        keys = ("step", "exp_avg", "exp_avg_sq")
+        return (*keys, "grad_ema") if self._adaptor else keys
+
+    def _init_group(self, group: dict[str, Any]) -> list[Tensor]:
+        """The group's parameters that have gradients, each with its state initialised."""
+        params = []
         for p in group["params"]:
             if p.grad is None:
                 continue
@@ -86,17 +91,10 @@ class _LambFamily(Optimizer):
                 # The step counter lives on the parameter's device so bias
                 # corrections never need the host.
                 state["step"] = torch.zeros((), dtype=torch.float32, device=p.device)
-                state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                if self._adaptor:
-                    state["grad_ema"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                for key in self._state_keys()[1:]:
+                    state[key] = torch.zeros_like(p, memory_format=torch.preserve_format)
             params.append(p)
-            grads.append(p.grad)
-            exp_avgs.append(state["exp_avg"])
-            exp_avg_sqs.append(state["exp_avg_sq"])
-            steps.append(state["step"])
-            if self._adaptor:
-                emas.append(state["grad_ema"])
+        return params
 
     @torch.no_grad()
     def step(self, closure: Callable[[], Tensor] | None = None) -> Tensor | None:
@@ -104,14 +102,8 @@ class _LambFamily(Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        for group in self.param_groups:
-            params: list[Tensor] = []
-            grads: list[Tensor] = []
-            exp_avgs: list[Tensor] = []
-            exp_avg_sqs: list[Tensor] = []
-            steps: list[Tensor] = []
-            emas: list[Tensor] = []
-            self._init_group(group, params, grads, exp_avgs, exp_avg_sqs, steps, emas)
+        for index, group in enumerate(self.param_groups):
+            params = self._init_group(group)
             if not params:
                 continue
             foreach = group["foreach"]
@@ -119,13 +111,7 @@ class _LambFamily(Optimizer):
                 foreach = _default_foreach(params)
             beta1, beta2, beta3 = self._moment_betas(group)
             mode = group["trust_ratio"]
-            lamb_kernel(
-                params,
-                grads,
-                exp_avgs,
-                exp_avg_sqs,
-                steps,
-                emas if self._adaptor else None,
+            hyper = dict(
                 lr=group["lr"],
                 alpha=group.get("alpha", 0.0),
                 beta1=beta1,
@@ -135,7 +121,31 @@ class _LambFamily(Optimizer):
                 weight_decay=group["weight_decay"],
                 bias_correction=group["bias_correction"],
                 trust_ratio=mode == "all" or (mode == "decayed" and group["weight_decay"] != 0),
+            )
+            if foreach:
+                stacks, params = self._stacks.take(index, params, self.state, self._state_keys())
+                for stack in stacks:
+                    buffers = stack.buffers
+                    lamb_stacked(
+                        stack.params,
+                        [p.grad for p in stack.params],
+                        buffers["exp_avg"],
+                        buffers["exp_avg_sq"],
+                        buffers["step"],
+                        buffers.get("grad_ema"),
+                        self._stacks.workspace(stack),
+                        **hyper,
+                    )
+            states = [self.state[p] for p in params]
+            lamb_kernel(
+                params,
+                [p.grad for p in params],
+                [s["exp_avg"] for s in states],
+                [s["exp_avg_sq"] for s in states],
+                [s["step"] for s in states],
+                [s["grad_ema"] for s in states] if self._adaptor else None,
                 foreach=foreach,
+                **hyper,
             )
         return loss
 
@@ -185,7 +195,8 @@ class ALTO(_LambFamily):
 
     State per parameter: ``grad_ema`` (e), ``exp_avg`` (m), ``exp_avg_sq`` (v)
     and a 0-d ``step`` tensor: 12 bytes per fp32 parameter where the reference
-    implementation keeps 24.
+    implementation keeps 24. On the CPU foreach path, small parameters of one
+    shape keep these as rows of stacked tensors (see ``alto_core/_stacks.py``).
     """
 
     _adaptor = True

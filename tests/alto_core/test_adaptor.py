@@ -135,7 +135,16 @@ def _train(model, opt, sched, start, stop):
 
 def _model():
     torch.manual_seed(3)
-    return nn.Sequential(nn.Linear(6, 8), nn.LayerNorm(8), nn.Tanh(), nn.Linear(8, 2))
+    # Six (8,) biases and norm parameters: enough for ALTO's CPU foreach path to stack them.
+    return nn.Sequential(
+        nn.Linear(6, 8),
+        nn.LayerNorm(8),
+        nn.Tanh(),
+        nn.Linear(8, 8),
+        nn.LayerNorm(8),
+        nn.Tanh(),
+        nn.Linear(8, 2),
+    )
 
 
 OPTIMIZERS = {

@@ -1,4 +1,4 @@
-"""ALTO's single-tensor and foreach paths against the paper's two-buffer Algorithm 2."""
+"""ALTO's single-tensor, foreach and stacked paths against the paper's two-buffer Algorithm 2."""
 
 from __future__ import annotations
 
@@ -7,16 +7,24 @@ import torch
 
 from alto_core import ALTO, Lamb
 from tests.alto_core.algorithm2 import Algorithm2
-from tests.alto_core.helpers import gradient, make_params, set_grads
+from tests.alto_core.helpers import STACKED_SHAPES, gradient, make_params, set_grads
 
 STEPS = 250
 SETTINGS = [(-5.0, 0.99), (0.5, 0.01), (-0.9, 0.5), (2.0, 0.7), (-60.0, 0.99)]
+#: "stacked" is the foreach path on parameters of which the CPU path stacks some.
+PATHS = {"single": (False, None), "foreach": (True, None), "stacked": (True, STACKED_SHAPES)}
 
 
-def _run(alpha, beta1, *, bias_correction, weight_decay, trust_ratio, foreach):
-    params = make_params()
+def _make_params(path):
+    shapes = PATHS[path][1]
+    return make_params() if shapes is None else make_params(shapes=shapes)
+
+
+def _run(alpha, beta1, *, bias_correction, weight_decay, trust_ratio, path):
+    params = _make_params(path)
+    half = len(params) // 2
     # Two groups so that "decayed" has a group with and one without weight decay.
-    groups = [{"params": params[:2]}, {"params": params[2:], "weight_decay": 0.0}]
+    groups = [{"params": params[:half]}, {"params": params[half:], "weight_decay": 0.0}]
     opt = ALTO(
         groups,
         lr=1e-2,
@@ -26,7 +34,7 @@ def _run(alpha, beta1, *, bias_correction, weight_decay, trust_ratio, foreach):
         weight_decay=weight_decay,
         bias_correction=bias_correction,
         trust_ratio=trust_ratio,
-        foreach=foreach,
+        foreach=PATHS[path][0],
     )
     ref = Algorithm2(
         params,
@@ -36,7 +44,7 @@ def _run(alpha, beta1, *, bias_correction, weight_decay, trust_ratio, foreach):
         beta2=0.9,
         beta3=0.99,
         eps=1e-6,
-        weight_decays=[weight_decay] * 2 + [0.0] * 2,
+        weight_decays=[weight_decay] * half + [0.0] * (len(params) - half),
         bias_correction=bias_correction,
         trust_ratio=trust_ratio,
     )
@@ -48,35 +56,36 @@ def _run(alpha, beta1, *, bias_correction, weight_decay, trust_ratio, foreach):
     return params, ref.params
 
 
-@pytest.mark.parametrize("foreach", [False, True], ids=["single", "foreach"])
+@pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("weight_decay", [0.0, 1e-2])
 @pytest.mark.parametrize("bias_correction", [True, False], ids=["alto", "vanilla"])
 @pytest.mark.parametrize(("alpha", "beta1"), SETTINGS)
-def test_matches_algorithm2(alpha, beta1, bias_correction, weight_decay, foreach):
+def test_matches_algorithm2(alpha, beta1, bias_correction, weight_decay, path):
     ours, ref = _run(
         alpha,
         beta1,
         bias_correction=bias_correction,
         weight_decay=weight_decay,
         trust_ratio="all",
-        foreach=foreach,
+        path=path,
     )
     for p, r in zip(ours, ref, strict=True):
         torch.testing.assert_close(p.detach(), r, rtol=1e-10, atol=1e-12)
     # The run must have moved the parameters, or the comparison proves nothing.
-    assert any(not torch.allclose(p.detach(), q) for p, q in zip(ours, make_params(), strict=True))
+    start = _make_params(path)
+    assert any(not torch.allclose(p.detach(), q) for p, q in zip(ours, start, strict=True))
 
 
 @pytest.mark.parametrize("trust_ratio", ["decayed", "none"])
-@pytest.mark.parametrize("foreach", [False, True], ids=["single", "foreach"])
-def test_trust_ratio_modes_match_algorithm2(trust_ratio, foreach):
+@pytest.mark.parametrize("path", PATHS)
+def test_trust_ratio_modes_match_algorithm2(trust_ratio, path):
     ours, ref = _run(
         -5.0,
         0.99,
         bias_correction=True,
         weight_decay=1e-2,
         trust_ratio=trust_ratio,
-        foreach=foreach,
+        path=path,
     )
     for p, r in zip(ours, ref, strict=True):
         torch.testing.assert_close(p.detach(), r, rtol=1e-10, atol=1e-12)
@@ -85,19 +94,19 @@ def test_trust_ratio_modes_match_algorithm2(trust_ratio, foreach):
 def test_trust_ratio_modes_differ():
     """The flag is live: the paper's "all" and the reference code's "decayed" disagree."""
     all_, _ = _run(
-        -5.0, 0.99, bias_correction=True, weight_decay=1e-2, trust_ratio="all", foreach=True
+        -5.0, 0.99, bias_correction=True, weight_decay=1e-2, trust_ratio="all", path="foreach"
     )
     decayed, _ = _run(
-        -5.0, 0.99, bias_correction=True, weight_decay=1e-2, trust_ratio="decayed", foreach=True
+        -5.0, 0.99, bias_correction=True, weight_decay=1e-2, trust_ratio="decayed", path="foreach"
     )
     assert torch.allclose(all_[0], decayed[0])  # decayed group: trust ratio in both
     assert not torch.allclose(all_[2], decayed[2])  # no-decay group: only "all" applies it
 
 
-@pytest.mark.parametrize("foreach", [False, True], ids=["single", "foreach"])
-def test_lamb_is_algorithm2_without_adaptor(foreach):
-    params = make_params()
-    opt = Lamb(params, lr=1e-2, betas=(0.9, 0.99), weight_decay=1e-2, foreach=foreach)
+@pytest.mark.parametrize("path", PATHS)
+def test_lamb_is_algorithm2_without_adaptor(path):
+    params = _make_params(path)
+    opt = Lamb(params, lr=1e-2, betas=(0.9, 0.99), weight_decay=1e-2, foreach=PATHS[path][0])
     ref = Algorithm2(
         params,
         lr=1e-2,
@@ -106,7 +115,7 @@ def test_lamb_is_algorithm2_without_adaptor(foreach):
         beta2=0.9,
         beta3=0.99,
         eps=1e-6,
-        weight_decays=[1e-2] * 4,
+        weight_decays=[1e-2] * len(params),
     )
     for step in range(STEPS):
         set_grads(params, gradient(params, step))
