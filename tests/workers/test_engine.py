@@ -6,6 +6,7 @@ the database; cancelling, divergence and a worker killed with SIGKILL are handle
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import signal
@@ -238,6 +239,76 @@ def test_a_killed_worker_loses_no_finished_trial(tmp_path):
         assert len({t.number for t in trials}) == len(trials)
         interrupted = [t for t in trials if t.status == "failed"]
         assert all("interrupted" in t.error for t in interrupted)
+
+
+def _job_processes(worker):
+    """The dispatcher's job processes (multiprocessing spawns them; its Ray is the rest)."""
+    found = []
+    for task in Path(f"/proc/{worker.pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            try:
+                cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"spawn_main" in cmdline:
+                found.append(int(child))
+    return found
+
+
+def _progressed(http, job_id, attempt, trials_before):
+    job = job_of(http, job_id)
+    return (
+        job["attempts"] == attempt
+        and job["status"] == "running"
+        and job["trials_done"] > trials_before
+    )
+
+
+def _finished_trials(server, job_id):
+    with server.database.unit_of_work() as uow:
+        trials = uow.trials.for_job(job_id, limit=500)[0]
+    return {t.number: t for t in trials if t.status in FINISHED}
+
+
+def test_a_dead_job_process_is_retried_at_once_then_failed(tmp_path):
+    """With --concurrent-jobs, a job whose process dies is handed back at once (its lease
+    of 600 s never expires here) and resumed; at job_max_attempts claims it fails."""
+    spec = {
+        "task": "digits-mlp",
+        "batch_sizes": [64],
+        "trials_per_study": 40,
+        "epochs_per_trial": 3,
+        "arms": [{"optimizer": "alto"}],
+        "max_concurrent_trials": 1,
+        "early_stopping": {"enabled": False},
+    }
+    settings = {"lease_seconds": "600", "job_max_attempts": "2"}
+    with running_server(tmp_path, **settings) as server, server.client() as http:
+        worker = subprocess.Popen(
+            [ALTO, "worker", "--concurrent-jobs", "2"],
+            env=server.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            wait_for(lambda: http.get("/api/v1/tasks").json(), 120, "the worker's catalogue")
+            job_id = http.post("/api/v1/jobs", json=spec).json()["id"]
+            kept = {}
+            for attempt in (1, 2):
+                progressed = functools.partial(_progressed, http, job_id, attempt, len(kept))
+                wait_for(progressed, 240, f"a new trial on attempt {attempt}")
+                kept = _finished_trials(server, job_id)
+                (victim,) = wait_for(lambda: _job_processes(worker), 30, "the job process")
+                os.kill(victim, signal.SIGKILL)
+            done = finished(http, job_id, timeout=120)
+        finally:
+            worker.terminate()
+            assert worker.wait(timeout=90) == 0
+        assert done["status"] == "failed", done
+        assert "died (exit code -9) on attempt 2 of 2" in done["error"]
+        after = _finished_trials(server, job_id)
+        for number, trial in kept.items():  # the finished trials survived both deaths
+            assert after[number].final_metric == trial.final_metric
 
 
 def test_sigterm_hands_the_job_back(tmp_path):
