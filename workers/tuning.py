@@ -295,6 +295,13 @@ class _StudySearcher(Searcher):
         self.searchers[self.trial_study[trial_id]].on_trial_complete(trial_id, result, error)
 
 
+def grace_period(requested: int | None, epochs: int) -> int:
+    """Epochs before ASHA may stop a trial: as requested, else a third of the epochs (at
+    least 1). One epoch is too early at large batch sizes: an epoch of mnist1d at batch
+    8192 is 5 optimizer steps, too few to rank trials by."""
+    return min(epochs, requested or max(1, epochs // 3))
+
+
 class _StudyScheduler(FIFOScheduler):
     """One early-stopping scheduler per study: ASHA compares a trial only with trials of
     its own batch size and optimizer."""
@@ -309,7 +316,7 @@ class _StudyScheduler(FIFOScheduler):
                 self.schedulers[plan.name] = ASHAScheduler(
                     time_attr="training_iteration",
                     max_t=epochs,
-                    grace_period=min(epochs, int(stopping.get("grace_period", 1))),
+                    grace_period=grace_period(stopping.get("grace_period"), epochs),
                     reduction_factor=int(stopping.get("reduction_factor", 3)),
                 )
             else:

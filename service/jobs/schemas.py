@@ -61,7 +61,13 @@ class EarlyStopping(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     enabled: bool = True
-    grace_period: int = Field(1, ge=1, le=10_000, description="Epochs before a trial may stop.")
+    grace_period: int | None = Field(
+        None,
+        ge=1,
+        le=10_000,
+        description="Epochs before a trial may stop. Default: a third of epochs_per_trial, at "
+        "least 1 (at a large batch size an epoch is only a few steps, too few to judge a trial).",
+    )
     reduction_factor: int = Field(3, ge=2, le=16)
 
 
