@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from sqlalchemy.exc import OperationalError
 
 from service.storage import Database
+from tests.workers.test_engine import FINISHED, wait_for
 from workers.report import (
     FlatPoint,
     UpliftPoint,
@@ -142,6 +146,66 @@ def test_report_run_refuses_an_invalid_sweep_file(tmp_path):
     assert "batch_sizes[1]" in result.stderr and "maximum 1024" in result.stderr
     assert "optimizers[2].optimizer" in result.stderr and "adamx" in result.stderr
     assert not (tmp_path / "out").exists()
+
+
+def _finished_trials(data):
+    database = Database(f"sqlite:///{data / 'alto.db'}")
+    try:
+        with database.unit_of_work() as uow:
+            trials = uow.trials.for_job(1, limit=500)[0]
+    except OperationalError:  # the run has not created its tables yet
+        return {}
+    finally:
+        database.dispose()
+    return {(t.study_id, t.number): t for t in trials if t.status in FINISHED}
+
+
+def test_an_interrupted_run_resumes_where_it_stopped(tmp_path):
+    """Ctrl-C hands the job back and prints the command that continues it; that command
+    finishes the sweep, keeps the trials already finished and writes the report."""
+    sweep_file = tmp_path / "resume.yaml"
+    sweep_file.write_text(
+        SWEEP.replace("trials: 2", "trials: 8")
+        .replace("[32, 256]", "[64]")
+        .replace("[alto, lamb, adamw]", "[alto, lamb]")
+    )
+    env = {**os.environ, "ALTO_DATA_DIR": str(tmp_path)}
+    out = tmp_path / "out"
+    first = subprocess.Popen(
+        [ALTO, "report", "run", "--sweep-file", str(sweep_file), "--out", str(out)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for(lambda: _finished_trials(tmp_path), 240, "a finished trial")
+    finally:
+        first.send_signal(signal.SIGINT)
+        _, stderr = first.communicate(timeout=120)
+    assert first.returncode == 130, stderr[-3000:]
+    command = re.search(r"continue with: alto (report run .*)$", stderr, re.M)
+    assert command, stderr[-3000:]
+    kept = _finished_trials(tmp_path)
+    assert not out.exists()
+
+    second = subprocess.run(
+        [ALTO, *shlex.split(command.group(1))], env=env, capture_output=True, text=True
+    )
+    assert second.returncode == 0, second.stderr[-3000:]
+    database = Database(f"sqlite:///{tmp_path / 'alto.db'}")
+    try:
+        with database.unit_of_work() as uow:
+            (job,) = uow.sweeps.jobs(1)
+            trials = uow.trials.for_job(job.id, limit=500)[0]
+    finally:
+        database.dispose()
+    assert job.status == "succeeded" and job.attempts == 2
+    after = {(t.study_id, t.number): t for t in trials}
+    for key, trial in kept.items():  # kept as they were, not run again
+        assert after[key].final_metric == trial.final_metric
+        assert after[key].updated_at == trial.updated_at
+    assert "alto report run --resume-sweep 1" in (out / "README.md").read_text()
 
 
 # --- the verdict rules on hand-made numbers -------------------------------------------------
