@@ -152,15 +152,32 @@ def _bias_terms(
     return eps * sqrt_bc2, weight_decay * bc1 / sqrt_bc2, sqrt_bc2 / bc1
 
 
+def _bias_terms_each(
+    params: list[Tensor], steps: list[Tensor], **hyper: float
+) -> list[tuple[Tensor, Tensor, Tensor]]:
+    """:func:`_bias_terms` of each tensor, computed as vectors once per device and
+    precision: a dozen 0-d ops per tensor cost more than the rest of its step."""
+    members: dict[tuple[torch.device, torch.dtype], list[int]] = {}
+    for i, p in enumerate(params):
+        members.setdefault((p.device, _scalar_dtype(p.dtype)), []).append(i)
+    terms: list[tuple[Tensor, Tensor, Tensor]] = [None] * len(params)  # type: ignore[list-item]
+    for (_, dtype), index in members.items():
+        vectors = _bias_terms(torch.stack([steps[i] for i in index]).to(dtype), **hyper)
+        for i, *row in zip(index, *(v.unbind() for v in vectors), strict=True):
+            terms[i] = tuple(row)
+    return terms
+
+
 def _step_scale(
-    param_norm: Tensor | None, dir_norm: Tensor | None, fallback: Tensor | None, lr: float
+    param_norm: Tensor | None, dir_norm: Tensor | None, fallback: Tensor | None
 ) -> Tensor | None:
-    """-lr * (trust ratio or the bias-correction scale); None means plain -lr."""
+    """The step's multiplier of -lr: the trust ratio where both norms are positive,
+    else the bias-correction scale (``fallback``); None means 1."""
     if param_norm is None or dir_norm is None:
-        return None if fallback is None else fallback * -lr
-    keep = (param_norm > 0) & (dir_norm > 0)
-    ratio = torch.where(keep, param_norm / dir_norm, 1.0 if fallback is None else fallback)
-    return ratio * -lr
+        return fallback
+    # Norms are >= 0, so their minimum is > 0 exactly when both are (NaN is not).
+    keep = torch.minimum(param_norm, dir_norm) > 0
+    return torch.where(keep, param_norm / dir_norm, 1.0 if fallback is None else fallback)
 
 
 def _workspace(numel: int, like: Tensor) -> Tensor:
@@ -197,10 +214,17 @@ def _single_tensor_lamb(
         if key not in scratch or scratch[key].numel() < p.numel():
             scratch[key] = _workspace(p.numel(), p)
 
-    for i, param in enumerate(params):
-        grad, exp_avg, exp_avg_sq, step = grads[i], exp_avgs[i], exp_avg_sqs[i], steps[i]
-        tmp = scratch[(param.device, param.dtype)][: param.numel()].view(param.shape)
+    for step in steps:
         step.add_(1)
+    bias = None
+    if bias_correction:
+        bias = _bias_terms_each(
+            params, steps, beta2=beta2, beta3=beta3, eps=eps, weight_decay=weight_decay
+        )
+
+    for i, param in enumerate(params):
+        grad, exp_avg, exp_avg_sq = grads[i], exp_avgs[i], exp_avg_sqs[i]
+        tmp = scratch[(param.device, param.dtype)][: param.numel()].view(param.shape)
 
         mod_grad = grad
         if emas is not None:
@@ -213,14 +237,8 @@ def _single_tensor_lamb(
 
         denom = torch.sqrt(exp_avg_sq, out=tmp)
         fallback = None
-        if bias_correction:
-            eps_k, wd_k, fallback = _bias_terms(
-                step.to(_scalar_dtype(param.dtype)),
-                beta2=beta2,
-                beta3=beta3,
-                eps=eps,
-                weight_decay=weight_decay,
-            )
+        if bias is not None:
+            eps_k, wd_k, fallback = bias[i]
             denom.add_(eps_k)
         else:
             denom.add_(eps)
@@ -236,11 +254,11 @@ def _single_tensor_lamb(
             norm_dtype = _norm_dtype(param.dtype)
             param_norm = torch.linalg.vector_norm(param, dtype=norm_dtype)
             dir_norm = torch.linalg.vector_norm(direction, dtype=norm_dtype)
-        scale = _step_scale(param_norm, dir_norm, fallback, lr)
+        scale = _step_scale(param_norm, dir_norm, fallback)
         if scale is None:
             param.add_(direction, alpha=-lr)
         else:
-            param.addcmul_(direction, scale)
+            param.addcmul_(direction, scale, value=-lr)
 
 
 # Where temporaries come from in the foreach path on CPU. A fresh temporary for a
@@ -419,11 +437,11 @@ def _multi_tensor_lamb_batch(
         norm_dtype = _norm_dtype(dtype)
         param_norm = torch.stack(torch._foreach_norm(p, 2, dtype=norm_dtype))
         dir_norm = torch.stack(torch._foreach_norm(direction, 2, dtype=norm_dtype))
-    scale = _step_scale(param_norm, dir_norm, fallback, lr)
+    scale = _step_scale(param_norm, dir_norm, fallback)
     if scale is None:
         torch._foreach_add_(p, direction, alpha=-lr)
     else:
-        torch._foreach_addcmul_(p, direction, scale.unbind())
+        torch._foreach_addcmul_(p, direction, scale.unbind(), value=-lr)
 
 
 def lamb_stacked(
@@ -509,10 +527,8 @@ def lamb_stacked(
             param_norm = torch.linalg.vector_norm(theta.view(-1, numel), dim=1, dtype=norm_dtype)
             dir_norm = torch.linalg.vector_norm(direction.view(-1, numel), dim=1, dtype=norm_dtype)
         scale = _step_scale(
-            param_norm, dir_norm, None if fallback is None else fallback[start:stop], lr
+            param_norm, dir_norm, None if fallback is None else fallback[start:stop]
         )
-        if scale is None:
-            torch._foreach_add_(chunk, direction.unbind(0), alpha=-lr)
-        else:
+        if scale is not None:
             direction.mul_(scale.view(column))
-            torch._foreach_add_(chunk, direction.unbind(0))
+        torch._foreach_add_(chunk, direction.unbind(0), alpha=-lr)
