@@ -156,12 +156,15 @@ def test_unknown_task_is_refused(engine):
         assert "known tasks: charlm, cifar10-resnet20" in response.json()["detail"]
 
 
-def _worker(env, ray_dir=None):
+def _worker(env, ray_dir=None, concurrent_jobs=1):
     env = dict(env)
     if ray_dir is not None:
         env["RAY_TMPDIR"] = str(ray_dir)  # marks every process of its local Ray cluster
     return subprocess.Popen(
-        [ALTO, "worker"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        [ALTO, "worker", f"--concurrent-jobs={concurrent_jobs}"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
 
 
@@ -284,12 +287,7 @@ def test_a_dead_job_process_is_retried_at_once_then_failed(tmp_path):
     }
     settings = {"lease_seconds": "600", "job_max_attempts": "2"}
     with running_server(tmp_path, **settings) as server, server.client() as http:
-        worker = subprocess.Popen(
-            [ALTO, "worker", "--concurrent-jobs", "2"],
-            env=server.env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        worker = _worker(server.env, concurrent_jobs=2)
         try:
             wait_for(lambda: http.get("/api/v1/tasks").json(), 120, "the worker's catalogue")
             job_id = http.post("/api/v1/jobs", json=spec).json()["id"]
@@ -311,7 +309,9 @@ def test_a_dead_job_process_is_retried_at_once_then_failed(tmp_path):
             assert after[number].final_metric == trial.final_metric
 
 
-def test_sigterm_hands_the_job_back(tmp_path):
+@pytest.mark.parametrize("concurrent_jobs", [1, 2], ids=["serial", "pool"])
+def test_sigterm_hands_the_job_back(tmp_path, concurrent_jobs):
+    """Also with --concurrent-jobs, where the job runs in a process of its own."""
     spec = {
         "task": "digits-mlp",
         "batch_sizes": [64],
@@ -320,7 +320,7 @@ def test_sigterm_hands_the_job_back(tmp_path):
         "max_concurrent_trials": 1,
     }
     with running_server(tmp_path) as server, server.client() as http:
-        worker = _worker(server.env)
+        worker = _worker(server.env, concurrent_jobs=concurrent_jobs)
         try:
             wait_for(lambda: http.get("/api/v1/tasks").json(), 120, "the worker's catalogue")
             job = http.post("/api/v1/jobs", json=spec).json()
