@@ -160,12 +160,11 @@ def _bias_terms_each(
     members: dict[tuple[torch.device, torch.dtype], list[int]] = {}
     for i, p in enumerate(params):
         members.setdefault((p.device, _scalar_dtype(p.dtype)), []).append(i)
-    terms: list[tuple[Tensor, Tensor, Tensor]] = [None] * len(params)  # type: ignore[list-item]
+    terms: dict[int, tuple[Tensor, Tensor, Tensor]] = {}
     for (_, dtype), index in members.items():
         vectors = _bias_terms(torch.stack([steps[i] for i in index]).to(dtype), **hyper)
-        for i, *row in zip(index, *(v.unbind() for v in vectors), strict=True):
-            terms[i] = tuple(row)
-    return terms
+        terms.update(zip(index, zip(*(v.unbind() for v in vectors), strict=True), strict=True))
+    return [terms[i] for i in range(len(params))]
 
 
 def _step_scale(
