@@ -569,7 +569,11 @@ class Dispatcher:
 
     def _claim(self) -> Job | None:
         with self.database.unit_of_work(write=True) as uow:
-            return uow.jobs.claim(self.worker, self.settings.lease_seconds)
+            return uow.jobs.claim(
+                self.worker,
+                self.settings.lease_seconds,
+                max_abandoned=self.settings.job_max_abandoned,
+            )
 
     def _run_serial(self, cluster_cpus: float | None) -> int:
         done = 0
@@ -589,17 +593,17 @@ class Dispatcher:
     def _run_pool(self, address: str, cluster_cpus: float | None) -> int:
         """Up to ``concurrent_jobs`` jobs at once, each in its own process."""
         context = multiprocessing.get_context("spawn")
-        running: dict[int, tuple[Job, multiprocessing.process.BaseProcess]] = {}
+        running: dict[int, multiprocessing.process.BaseProcess] = {}
         started = 0
         try:
             while not self.shutdown.is_set():
-                for job_id, (job, process) in list(running.items()):
+                for job_id, process in list(running.items()):
                     if not process.is_alive():
                         process.join()
                         del running[job_id]
                         log.info("job %s: its process exited with %s", job_id, process.exitcode)
                         if process.exitcode != 0:
-                            self._after_crash(job, process.exitcode)
+                            self._after_crash(job_id, process.exitcode)
                 more = self.max_jobs is None or started < self.max_jobs
                 job = self._claim() if more and len(running) < self.concurrent_jobs else None
                 if job is not None:
@@ -609,44 +613,40 @@ class Dispatcher:
                         name=f"alto-job-{job.id}",
                     )
                     process.start()
-                    running[job.id] = (job, process)
+                    running[job.id] = process
                     started += 1
                     continue
                 if not running and (self.exit_when_idle or not more):
                     break
                 # Wake when a job process ends, or to look for new jobs.
                 multiprocessing.connection.wait(
-                    [p.sentinel for _, p in running.values()], self.settings.worker_poll_seconds
+                    [p.sentinel for p in running.values()], self.settings.worker_poll_seconds
                 )
         finally:
             # SIGTERM makes each job process hand its job back (see _job_process).
-            for _, process in running.values():
+            for process in running.values():
                 process.terminate()
-            for _, process in running.values():
+            for process in running.values():
                 process.join()
         return started
 
-    def _after_crash(self, job: Job, exitcode: int | None) -> None:
+    def _after_crash(self, job_id: int, exitcode: int | None) -> None:
         """A job process died (killed, out of memory, crashed) and left its job running under
         our lease. Hand it back now rather than when the lease expires, so this or another
-        worker resumes it (its finished trials are in the database); a job that has been
-        claimed ``job_max_attempts`` times is failed instead, so a job that kills its
-        process every time does not loop forever."""
-        limit = self.settings.job_max_attempts
+        worker resumes it (its finished trials are in the database), unless it has been
+        abandoned ``job_max_abandoned`` times: then it fails."""
+        reason = f"its job process died (exit code {exitcode})"
         try:
             with self.database.unit_of_work(write=True) as uow:
-                if job.attempts >= limit:
-                    error = (
-                        f"the job's process died (exit code {exitcode}) on attempt "
-                        f"{job.attempts} of {limit}"
-                    )
-                    uow.jobs.finish(job.id, self.worker, "failed", error)
-                    log.error("job %s failed: %s", job.id, error)
-                else:
-                    uow.jobs.release(job.id, self.worker)
-                    log.warning("job %s: its process died, job handed back to the queue", job.id)
+                after = uow.jobs.abandon(
+                    job_id, self.worker, self.settings.job_max_abandoned, reason
+                )
         except LeaseLost:
-            pass  # it had finished or handed the job back itself, or another worker took it
+            return  # it had finished or handed the job back itself, or another worker took it
+        if after.status == "failed":
+            log.error("job %s failed: %s", job_id, after.error)
+        else:
+            log.warning("job %s: %s; handed back to the queue", job_id, reason)
 
     def run_job(
         self,

@@ -844,7 +844,10 @@ def _claim(dispatcher: Any, job_id: int) -> Job | None:
     while True:
         with dispatcher.database.unit_of_work(write=True) as uow:
             job = uow.jobs.claim(
-                dispatcher.worker, dispatcher.settings.lease_seconds, job_id=job_id
+                dispatcher.worker,
+                dispatcher.settings.lease_seconds,
+                job_id=job_id,
+                max_abandoned=dispatcher.settings.job_max_abandoned,
             )
             current = uow.jobs.get(job_id)
         if job is not None or current is None or current.status != "running":

@@ -59,11 +59,11 @@ class Settings(BaseSettings):
         le=64,
         description="Jobs one worker runs at once (more than one: each in its own process).",
     )
-    job_max_attempts: int = Field(
+    job_max_abandoned: int = Field(
         3,
         ge=1,
-        description="A job whose process dies (--concurrent-jobs > 1) is retried at once "
-        "until it has been claimed this many times, then failed.",
+        description="A job whose worker or job process dies while running it is resumed; "
+        "the time this has happened this many times it is failed instead.",
     )
     heartbeat_seconds: float | None = Field(
         None, gt=0, description="Lease renewal period. Default: a third of lease_seconds."

@@ -28,6 +28,7 @@ class Job(Record):
     lease_expires_at: datetime | None
     heartbeat_at: datetime | None
     attempts: int
+    abandoned: int = 0
     cancel_requested: bool
     idempotency_key: str | None
     owner_token_id: int | None
@@ -166,9 +167,14 @@ class JobRepository:
         lease_seconds: float,
         now: datetime | None = None,
         job_id: int | None = None,
+        max_abandoned: int | None = None,
     ) -> Job | None:
         """Take the oldest queued job, or a running one whose lease expired (or only
         ``job_id``, when given).
+
+        A running job whose lease expired was abandoned by a worker that died; once that
+        has happened ``max_abandoned`` times it is failed instead of taken, so a job that
+        kills its worker every time does not go round forever.
 
         Run inside a write unit of work: on PostgreSQL the candidate row is locked
         with FOR UPDATE SKIP LOCKED, so concurrent claimers take different jobs; on
@@ -196,6 +202,9 @@ class JobRepository:
                 row.status, row.finished_at, row.lease_owner = "cancelled", now, None
                 self.session.flush()
                 continue
+            if row.status == "running":
+                if self._abandon(row, max_abandoned, "its worker stopped renewing the lease"):
+                    continue
             row.status = "running"
             row.lease_owner = worker
             row.lease_expires_at = now + timedelta(seconds=lease_seconds)
@@ -231,6 +240,27 @@ class JobRepository:
         row.status, row.lease_owner, row.lease_expires_at = "queued", None, None
         self.session.flush()
         return Job.model_validate(row)
+
+    def abandon(self, job_id: int, worker: str, max_abandoned: int, reason: str) -> Job:
+        """The job's run died without finishing it (its dispatcher saw its process die):
+        queue it again at once, or fail it once abandoned ``max_abandoned`` times."""
+        row = self._owned(job_id, worker)
+        if not self._abandon(row, max_abandoned, reason):
+            row.status = "queued"
+        row.lease_owner, row.lease_expires_at = None, None
+        self.session.flush()
+        return Job.model_validate(row)
+
+    def _abandon(self, row: JobRow, max_abandoned: int | None, reason: str) -> bool:
+        """Count one abandonment; True when that fails the job."""
+        row.abandoned += 1
+        if max_abandoned is None or row.abandoned < max_abandoned:
+            return False
+        row.status, row.finished_at = "failed", utcnow()
+        row.error = f"abandoned {row.abandoned} times, the last: {reason}"
+        row.lease_owner, row.lease_expires_at = None, None
+        self.session.flush()
+        return True
 
     def finish(self, job_id: int, worker: str, status: str, error: str | None = None) -> Job:
         if status not in TERMINAL:

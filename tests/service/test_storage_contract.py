@@ -144,6 +144,31 @@ def test_release_finish_and_cancel(database):
             uow.jobs.request_cancel(10_000)
 
 
+def test_abandoned_jobs_are_resumed_until_the_limit_then_failed(database):
+    """An expired lease (the worker died) and abandon() (a job process died) both count."""
+    job = _job(database)
+    with database.unit_of_work(write=True) as uow:
+        uow.jobs.claim("w1", 1)
+    later = utcnow() + timedelta(seconds=5)
+    with database.unit_of_work(write=True) as uow:
+        taken = uow.jobs.claim("w2", 60, now=later, max_abandoned=3)
+        assert taken.id == job.id and taken.abandoned == 1 and taken.attempts == 2
+        again = uow.jobs.abandon(job.id, "w2", 3, "its job process died (exit code -9)")
+        assert again.status == "queued" and again.abandoned == 2 and again.lease_owner is None
+        uow.jobs.claim("w2", 1, max_abandoned=3)
+        released = uow.jobs.release(job.id, "w2")  # a clean hand-back does not count
+        assert released.abandoned == 2
+        uow.jobs.claim("w3", 1, max_abandoned=3)
+    much_later = utcnow() + timedelta(seconds=10)
+    with database.unit_of_work(write=True) as uow:
+        assert uow.jobs.claim("w4", 60, now=much_later, max_abandoned=3) is None
+        failed = uow.jobs.get(job.id)
+    assert failed.status == "failed" and failed.abandoned == 3 and failed.lease_owner is None
+    assert failed.error == "abandoned 3 times, the last: its worker stopped renewing the lease"
+    with pytest.raises(LeaseLost), database.unit_of_work(write=True) as uow:
+        uow.jobs.abandon(job.id, "w3", 3, "too late")
+
+
 def test_cancel_requested_job_with_dead_worker_is_cancelled_on_claim(database):
     job = _job(database)
     with database.unit_of_work(write=True) as uow:

@@ -230,7 +230,7 @@ def test_a_killed_worker_loses_no_finished_trial(tmp_path):
             second.terminate()
             second.wait(timeout=90)
         assert done["status"] == "succeeded", done
-        assert done["attempts"] == 2
+        assert done["attempts"] == 2 and done["abandoned"] == 1
         with server.database.unit_of_work() as uow:
             trials = uow.trials.for_job(job["id"], limit=500)[0]
         after = {t.number: t for t in trials}
@@ -275,7 +275,7 @@ def _finished_trials(server, job_id):
 
 def test_a_dead_job_process_is_retried_at_once_then_failed(tmp_path):
     """With --concurrent-jobs, a job whose process dies is handed back at once (its lease
-    of 600 s never expires here) and resumed; at job_max_attempts claims it fails."""
+    of 600 s never expires here) and resumed; abandoned job_max_abandoned times, it fails."""
     spec = {
         "task": "digits-mlp",
         "batch_sizes": [64],
@@ -285,7 +285,7 @@ def test_a_dead_job_process_is_retried_at_once_then_failed(tmp_path):
         "max_concurrent_trials": 1,
         "early_stopping": {"enabled": False},
     }
-    settings = {"lease_seconds": "600", "job_max_attempts": "2"}
+    settings = {"lease_seconds": "600", "job_max_abandoned": "2"}
     with running_server(tmp_path, **settings) as server, server.client() as http:
         worker = _worker(server.env, concurrent_jobs=2)
         try:
@@ -303,7 +303,8 @@ def test_a_dead_job_process_is_retried_at_once_then_failed(tmp_path):
             worker.terminate()
             assert worker.wait(timeout=90) == 0
         assert done["status"] == "failed", done
-        assert "died (exit code -9) on attempt 2 of 2" in done["error"]
+        assert done["abandoned"] == 2 and done["attempts"] == 2
+        assert done["error"] == "abandoned 2 times, the last: its job process died (exit code -9)"
         after = _finished_trials(server, job_id)
         for number, trial in kept.items():  # the finished trials survived both deaths
             assert after[number].final_metric == trial.final_metric
@@ -330,6 +331,7 @@ def test_sigterm_hands_the_job_back(tmp_path, concurrent_jobs):
             assert worker.wait(timeout=90) == 0
         released = job_of(http, job["id"])
         assert released["status"] == "queued" and released["lease_owner"] is None
+        assert released["abandoned"] == 0  # a clean hand-back
         kept = http.get(f"/api/v1/jobs/{job['id']}/trials").json()["items"]
         assert any(t["status"] in FINISHED for t in kept)
 

@@ -20,7 +20,7 @@
       add("Progress", `${job.trials_done}/${job.trials_total} trials (${Math.round(100 * job.progress)}%)`);
       add("Batch sizes", job.spec.batch_sizes.join(", "));
       add("Optimizers", job.spec.arms.map((a) => a.optimizer).join(", "));
-      add("Attempts", String(job.attempts));
+      add("Attempts", String(job.attempts) + (job.abandoned ? ` (${job.abandoned} abandoned by a dying worker)` : ""));
       add("Created", Alto.when(job.created_at));
       cancel.hidden = !(job.status === "queued" || job.status === "running");
       const body = document.querySelector("#studies tbody");
