@@ -62,8 +62,8 @@ class Settings(BaseSettings):
     job_max_abandoned: int = Field(
         3,
         ge=1,
-        description="A job whose worker or job process dies while running it is resumed; "
-        "the time this has happened this many times it is failed instead.",
+        description="A job whose worker or job process dies under it is resumed, until "
+        "this has happened this many times: then it is failed.",
     )
     heartbeat_seconds: float | None = Field(
         None, gt=0, description="Lease renewal period. Default: a third of lease_seconds."

@@ -202,9 +202,10 @@ class JobRepository:
                 row.status, row.finished_at, row.lease_owner = "cancelled", now, None
                 self.session.flush()
                 continue
-            if row.status == "running":
-                if self._abandon(row, max_abandoned, "its worker stopped renewing the lease"):
-                    continue
+            reason = "its worker stopped renewing the lease"
+            if row.status == "running" and self._abandon(row, max_abandoned, reason, now):
+                self.session.flush()
+                continue
             row.status = "running"
             row.lease_owner = worker
             row.lease_expires_at = now + timedelta(seconds=lease_seconds)
@@ -245,21 +246,19 @@ class JobRepository:
         """The job's run died without finishing it (its dispatcher saw its process die):
         queue it again at once, or fail it once abandoned ``max_abandoned`` times."""
         row = self._owned(job_id, worker)
-        if not self._abandon(row, max_abandoned, reason):
+        if not self._abandon(row, max_abandoned, reason, utcnow()):
             row.status = "queued"
-        row.lease_owner, row.lease_expires_at = None, None
         self.session.flush()
         return Job.model_validate(row)
 
-    def _abandon(self, row: JobRow, max_abandoned: int | None, reason: str) -> bool:
-        """Count one abandonment; True when that fails the job."""
+    def _abandon(self, row: JobRow, max_abandoned: int | None, reason: str, now: datetime) -> bool:
+        """Count one abandonment and drop the lease; True when that fails the job."""
         row.abandoned += 1
+        row.lease_owner, row.lease_expires_at = None, None
         if max_abandoned is None or row.abandoned < max_abandoned:
             return False
-        row.status, row.finished_at = "failed", utcnow()
+        row.status, row.finished_at = "failed", now
         row.error = f"abandoned {row.abandoned} times, the last: {reason}"
-        row.lease_owner, row.lease_expires_at = None, None
-        self.session.flush()
         return True
 
     def finish(self, job_id: int, worker: str, status: str, error: str | None = None) -> Job:

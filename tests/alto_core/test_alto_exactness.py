@@ -7,17 +7,16 @@ import torch
 
 from alto_core import ALTO, Lamb
 from tests.alto_core.algorithm2 import Algorithm2
-from tests.alto_core.helpers import STACKED_SHAPES, gradient, make_params, set_grads
+from tests.alto_core.helpers import SHAPES, STACKED_SHAPES, gradient, make_params, set_grads
 
 STEPS = 250
 SETTINGS = [(-5.0, 0.99), (0.5, 0.01), (-0.9, 0.5), (2.0, 0.7), (-60.0, 0.99)]
 #: "stacked" is the foreach path on parameters of which the CPU path stacks some.
-PATHS = {"single": (False, None), "foreach": (True, None), "stacked": (True, STACKED_SHAPES)}
+PATHS = {"single": (False, SHAPES), "foreach": (True, SHAPES), "stacked": (True, STACKED_SHAPES)}
 
 
 def _make_params(path):
-    shapes = PATHS[path][1]
-    return make_params() if shapes is None else make_params(shapes=shapes)
+    return make_params(shapes=PATHS[path][1])
 
 
 def _run(alpha, beta1, *, bias_correction, weight_decay, trust_ratio, path):

@@ -197,6 +197,12 @@ def _kill_machine(worker, ray_dir):
     worker.wait()
 
 
+def _finished_trials(server, job_id):
+    with server.database.unit_of_work() as uow:
+        trials = uow.trials.for_job(job_id, limit=500)[0]
+    return {t.number: t for t in trials if t.status in FINISHED}
+
+
 def test_a_killed_worker_loses_no_finished_trial(tmp_path):
     spec = {
         "task": "digits-mlp",
@@ -216,12 +222,7 @@ def test_a_killed_worker_loses_no_finished_trial(tmp_path):
             wait_for(lambda: job_of(http, job["id"])["trials_done"] >= 2, 240, "two trials")
         finally:
             _kill_machine(first, ray_dir)
-        with server.database.unit_of_work() as uow:
-            before = {
-                t.number: t
-                for t in uow.trials.for_job(job["id"], limit=500)[0]
-                if t.status in FINISHED
-            }
+        before = _finished_trials(server, job["id"])
         assert len(before) >= 2
         second = _worker(server.env)
         try:
@@ -265,12 +266,6 @@ def _progressed(http, job_id, attempt, trials_before):
         and job["status"] == "running"
         and job["trials_done"] > trials_before
     )
-
-
-def _finished_trials(server, job_id):
-    with server.database.unit_of_work() as uow:
-        trials = uow.trials.for_job(job_id, limit=500)[0]
-    return {t.number: t for t in trials if t.status in FINISHED}
 
 
 def test_a_dead_job_process_is_retried_at_once_then_failed(tmp_path):
