@@ -345,12 +345,11 @@ def _multi_tensor_lamb(
                 ema = tensors[5] if everything else [tensors[5][i] for i in index]
             scratch = None
             if use_scratch:
-                scratch = [
-                    part.view(p.shape)
-                    for part, p in zip(
-                        buffer.split([p.numel() for p in batch[0]]), batch[0], strict=False
-                    )
-                ]
+                # Each batch takes a view of its own size: the buffer is sized for the
+                # largest batch, and split_with_sizes must cover its input exactly.
+                sizes = [p.numel() for p in batch[0]]
+                parts = buffer[: sum(sizes)].split(sizes)
+                scratch = [part.view(p.shape) for part, p in zip(parts, batch[0], strict=True)]
             _multi_tensor_lamb_batch(
                 *batch,
                 ema,
