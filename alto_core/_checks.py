@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import torch
+
 TRUST_RATIO_MODES = ("all", "decayed", "none")
 
 
@@ -23,6 +25,18 @@ def check_real(name: str, value: Any) -> float:
 
 
 def check_lr(value: Any) -> float:
+    """A number, or a one-element floating tensor (its value is read here, never in
+    ``step()``), which torch's optimizers also take: a scheduler may change it in place."""
+    if isinstance(value, torch.Tensor):
+        if value.numel() != 1 or not value.is_floating_point():
+            raise ValueError(
+                f"Invalid learning rate: {value!r} (a Tensor lr must be 1-element and "
+                "floating-point)"
+            )
+        number = float(value)
+        if not math.isfinite(number) or number < 0.0:
+            raise ValueError(f"Invalid learning rate: {value!r} (must be finite and >= 0)")
+        return number
     if check_real("learning rate", value) < 0.0:
         raise ValueError(f"Invalid learning rate: {value!r} (must be >= 0)")
     return float(value)

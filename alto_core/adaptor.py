@@ -116,13 +116,31 @@ class E(Optimizer):
         self.base_optimizer.add_param_group(param_group)
         self._adopt_group(self.param_groups[-1])
 
+    # state_dict and load_state_dict are the base optimizer's, with E's own hooks
+    # around them (torch.optim.Optimizer runs the hooks inside its implementation,
+    # which E does not use): pre-hooks may edit the dict to be loaded, post-hooks
+    # may replace the dict returned.
     def state_dict(self) -> dict[str, Any]:
-        return self.base_optimizer.state_dict()
+        for pre_hook in self._optimizer_state_dict_pre_hooks.values():
+            pre_hook(self)
+        state_dict = self.base_optimizer.state_dict()
+        for post_hook in self._optimizer_state_dict_post_hooks.values():
+            result = post_hook(self, state_dict)
+            if result is not None:
+                state_dict = result
+        return state_dict
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        state_dict = state_dict.copy()
+        for pre_hook in self._optimizer_load_state_dict_pre_hooks.values():
+            result = pre_hook(self, state_dict)
+            if result is not None:
+                state_dict = result
         self.base_optimizer.load_state_dict(state_dict)
         for group in self.param_groups:
             self._adopt_group(group)
+        for post_hook in self._optimizer_load_state_dict_post_hooks.values():
+            post_hook(self)
 
     def __getstate__(self) -> dict[str, Any]:
         return {
@@ -141,27 +159,59 @@ class E(Optimizer):
 
     # --- the step -----------------------------------------------------------
     def step(self, closure: Callable[[], Tensor] | None = None) -> Tensor | None:
-        """Adapt the gradients in place, then step the base optimizer.
+        """Adapt the gradients in place, then step the base optimizer; returns its result.
 
-        A closure is evaluated once (with grad enabled) before adapting; the base
-        optimizer is then stepped without it.
+        With a closure, the base optimizer is given a closure that evaluates
+        ``closure`` and then adapts the gradients it left, so a base that evaluates
+        the loss several times per step (LBFGS's line search) sees adapted
+        gradients every time. The EMA advances once per step, with the first
+        evaluation's gradient (the gradient at the step's starting point); later
+        evaluations of the same step are adapted against that advanced EMA.
         """
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        new_buffers = self._adapt()
-        self.base_optimizer.step()
         # Buffers of first-time parameters join the state only after the base
         # step: optimizers such as Adam initialise a parameter's state when it
         # is empty, and an early E entry would make them skip that.
-        for param, ema in new_buffers:
+        new_buffers: dict[Tensor, Tensor] = {}
+        if closure is None:
+            self._adapt(new_buffers, advance=True)
+            result = self._step_base(())
+        else:
+            evaluations = 0
+
+            def adapted_closure() -> Tensor:
+                nonlocal evaluations
+                loss = closure()
+                self._adapt(new_buffers, advance=evaluations == 0)
+                evaluations += 1
+                return loss
+
+            result = self._step_base((adapted_closure,))
+        for param, ema in new_buffers.items():
             self.state[param][EMA_KEY] = ema
-        return loss
+        return result
+
+    def _step_base(self, args: tuple[Any, ...]) -> Any:
+        """The base optimizer's ``step(*args)`` with its own step hooks, but not the
+        global ones: torch runs those around every ``Optimizer.step``, and they
+        already ran around this E.step (a global step counter must count one step)."""
+        base = self.base_optimizer
+        step = type(base).step
+        step = getattr(step, "__wrapped__", step)  # under torch's hook wrapper
+        args, kwargs = (base, *args), {}
+        for pre_hook in base._optimizer_step_pre_hooks.values():
+            result = pre_hook(base, args, kwargs)
+            if result is not None:
+                args, kwargs = result
+        out = step(*args, **kwargs)
+        base._optimizer_step_code()
+        for post_hook in base._optimizer_step_post_hooks.values():
+            post_hook(base, args, kwargs)
+        return out
 
     @torch.no_grad()
-    def _adapt(self) -> list[tuple[Tensor, Tensor]]:
-        new_buffers: list[tuple[Tensor, Tensor]] = []
+    def _adapt(self, new_buffers: dict[Tensor, Tensor], *, advance: bool) -> None:
+        """Adapt every gradient in place; EMA buffers made for first-time parameters
+        are put in ``new_buffers`` (and found there by later evaluations of the step)."""
         for group in self.param_groups:
             grads: list[Tensor] = []
             emas: list[Tensor] = []
@@ -172,14 +222,20 @@ class E(Optimizer):
                     raise RuntimeError("E does not support sparse gradients")
                 ema = self.state[p].get(EMA_KEY) if p in self.state else None
                 if ema is None:
+                    ema = new_buffers.get(p)
+                if ema is None:
                     ema = torch.zeros_like(p.grad, memory_format=torch.preserve_format)
-                    new_buffers.append((p, ema))
+                    new_buffers[p] = ema
                 grads.append(p.grad)
                 emas.append(ema)
             foreach = self._foreach
             if foreach is None:
                 foreach = all(type(g) is Tensor for g in grads)
             adapt_gradients(
-                grads, emas, alpha=group[ALPHA_KEY], beta=group[BETA_KEY], foreach=foreach
+                grads,
+                emas,
+                alpha=group[ALPHA_KEY],
+                beta=group[BETA_KEY],
+                foreach=foreach,
+                advance=advance,
             )
-        return new_buffers

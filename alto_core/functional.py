@@ -51,8 +51,10 @@ def adapt_gradients(
     alpha: float,
     beta: float,
     foreach: bool,
+    advance: bool = True,
 ) -> None:
-    """Turn each gradient into E's modified gradient, in place, and advance the EMA.
+    """Turn each gradient into E's modified gradient, in place, and advance the EMA
+    (unless ``advance`` is False: a second evaluation within one step).
 
     In place means the tensors in ``grads`` keep their storage (DDP bucket views
     and anything else holding ``p.grad`` keep seeing the live gradient).
@@ -64,13 +66,15 @@ def adapt_gradients(
         grouped = Optimizer._group_tensors_by_device_and_dtype([grads, emas])
         for (g, e), _ in grouped.values():
             diff = torch._foreach_sub(g, e) if c != 0.0 else None
-            torch._foreach_lerp_(e, g, 1.0 - beta)
+            if advance:
+                torch._foreach_lerp_(e, g, 1.0 - beta)
             if diff is not None:
                 torch._foreach_add_(g, diff, alpha=c)
         return
     for g, e in zip(grads, emas, strict=True):
         diff = g - e if c != 0.0 else None
-        e.lerp_(g, 1.0 - beta)
+        if advance:
+            e.lerp_(g, 1.0 - beta)
         if diff is not None:
             g.add_(diff, alpha=c)
 
@@ -86,7 +90,7 @@ def lamb(
     steps: list[Tensor],
     emas: list[Tensor] | None,
     *,
-    lr: float,
+    lr: float | Tensor,
     alpha: float,
     beta1: float,
     beta2: float,
@@ -179,6 +183,21 @@ def _step_scale(
     return torch.where(keep, param_norm / dir_norm, 1.0 if fallback is None else fallback)
 
 
+def _with_lr(
+    scale: Tensor | None, lr: float | Tensor, shape: tuple[int, ...], like: Tensor
+) -> tuple[Tensor | None, float]:
+    """(multiplier tensor, multiplier number) whose product is the update's -lr * scale.
+
+    A float lr stays a Python number (the ``alpha``/``value`` of the update op). A
+    tensor lr, which a scheduler may change in place, is folded into the multiplier
+    tensor on the parameters' device, so it is read without a host sync.
+    """
+    if not isinstance(lr, Tensor):
+        return scale, -lr
+    neg_lr = torch.neg(lr.reshape(())).to(device=like.device, dtype=_scalar_dtype(like.dtype))
+    return (neg_lr.expand(shape) if scale is None else scale * neg_lr), 1.0
+
+
 def _workspace(numel: int, like: Tensor) -> Tensor:
     """Scratch memory for one step, reused across tensors.
 
@@ -197,7 +216,7 @@ def _single_tensor_lamb(
     steps: list[Tensor],
     emas: list[Tensor] | None,
     *,
-    lr: float,
+    lr: float | Tensor,
     c: float,
     beta1: float,
     beta2: float,
@@ -253,11 +272,11 @@ def _single_tensor_lamb(
             norm_dtype = _norm_dtype(param.dtype)
             param_norm = torch.linalg.vector_norm(param, dtype=norm_dtype)
             dir_norm = torch.linalg.vector_norm(direction, dtype=norm_dtype)
-        scale = _step_scale(param_norm, dir_norm, fallback)
+        scale, value = _with_lr(_step_scale(param_norm, dir_norm, fallback), lr, (), param)
         if scale is None:
-            param.add_(direction, alpha=-lr)
+            param.add_(direction, alpha=value)
         else:
-            param.addcmul_(direction, scale, value=-lr)
+            param.addcmul_(direction, scale, value=value)
 
 
 # Where temporaries come from in the foreach path on CPU. A fresh temporary for a
@@ -302,7 +321,7 @@ def _multi_tensor_lamb(
     steps: list[Tensor],
     emas: list[Tensor] | None,
     *,
-    lr: float,
+    lr: float | Tensor,
     c: float,
     beta1: float,
     beta2: float,
@@ -376,7 +395,7 @@ def _multi_tensor_lamb_batch(
     scratch: list[Tensor] | None,
     bias: tuple[Tensor, Tensor, Tensor] | None,
     *,
-    lr: float,
+    lr: float | Tensor,
     c: float,
     beta1: float,
     beta2: float,
@@ -435,11 +454,11 @@ def _multi_tensor_lamb_batch(
         norm_dtype = _norm_dtype(dtype)
         param_norm = torch.stack(torch._foreach_norm(p, 2, dtype=norm_dtype))
         dir_norm = torch.stack(torch._foreach_norm(direction, 2, dtype=norm_dtype))
-    scale = _step_scale(param_norm, dir_norm, fallback)
+    scale, value = _with_lr(_step_scale(param_norm, dir_norm, fallback), lr, (len(p),), p[0])
     if scale is None:
-        torch._foreach_add_(p, direction, alpha=-lr)
+        torch._foreach_add_(p, direction, alpha=value)
     else:
-        torch._foreach_addcmul_(p, direction, scale.unbind(), value=-lr)
+        torch._foreach_addcmul_(p, direction, scale.unbind(), value=value)
 
 
 def lamb_stacked(
@@ -451,7 +470,7 @@ def lamb_stacked(
     ema: Tensor | None,
     workspace: Tensor,
     *,
-    lr: float,
+    lr: float | Tensor,
     alpha: float,
     beta1: float,
     beta2: float,
@@ -524,9 +543,12 @@ def lamb_stacked(
         if trust_ratio:
             param_norm = torch.linalg.vector_norm(theta.view(-1, numel), dim=1, dtype=norm_dtype)
             dir_norm = torch.linalg.vector_norm(direction.view(-1, numel), dim=1, dtype=norm_dtype)
-        scale = _step_scale(
-            param_norm, dir_norm, None if fallback is None else fallback[start:stop]
+        scale, value = _with_lr(
+            _step_scale(param_norm, dir_norm, None if fallback is None else fallback[start:stop]),
+            lr,
+            (stop - start,),
+            direction,
         )
         if scale is not None:
             direction.mul_(scale.view(column))
-        torch._foreach_add_(chunk, direction.unbind(0), alpha=-lr)
+        torch._foreach_add_(chunk, direction.unbind(0), alpha=value)

@@ -45,6 +45,21 @@ def _default_foreach(params: list[Tensor]) -> bool:
     return all(type(p) in (Tensor, torch.nn.Parameter) for p in params)
 
 
+def _counter_dtype() -> torch.dtype:
+    # As torch's optimizers: float64 under a float64 default dtype, else float32
+    # (exact up to 2**24 steps).
+    return torch.float64 if torch.get_default_dtype() == torch.float64 else torch.float32
+
+
+def _step_counter(step: Any, param: Tensor) -> Tensor:
+    """A loaded step count as this optimizer keeps it: a 0-d tensor on the parameter's
+    device. Older or converted checkpoints hold a Python number, and torch's
+    load_state_dict leaves a tensor count on the device it was saved from."""
+    if isinstance(step, Tensor):
+        return step.to(device=param.device).reshape(())
+    return torch.tensor(float(step), dtype=_counter_dtype(), device=param.device)
+
+
 class _LambFamily(Optimizer):
     """Shared body of :class:`ALTO` and :class:`Lamb` (not part of the public API)."""
 
@@ -67,9 +82,14 @@ class _LambFamily(Optimizer):
         raise NotImplementedError
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        # Also the end of load_state_dict, which hands over the loaded state here.
         super().__setstate__(state)
         for group in self.param_groups:
             group.setdefault("foreach", None)
+            for p in group["params"]:
+                p_state = self.state.get(p)
+                if p_state and "step" in p_state:
+                    p_state["step"] = _step_counter(p_state["step"], p)
         self._stacks = Stacks()
 
     def _state_keys(self) -> tuple[str, ...]:
@@ -90,7 +110,7 @@ class _LambFamily(Optimizer):
             if len(state) == 0:
                 # The step counter lives on the parameter's device so bias
                 # corrections never need the host.
-                state["step"] = torch.zeros((), dtype=torch.float32, device=p.device)
+                state["step"] = torch.zeros((), dtype=_counter_dtype(), device=p.device)
                 for key in self._state_keys()[1:]:
                     state[key] = torch.zeros_like(p, memory_format=torch.preserve_format)
             params.append(p)
@@ -180,7 +200,7 @@ class ALTO(_LambFamily):
 
     Args:
         params: parameters or parameter groups (groups may override any option).
-        lr: learning rate (>= 0).
+        lr: learning rate (>= 0), a number or a one-element tensor.
         betas: (beta1, beta2, beta3) in the paper's order: beta1 is the
             adaptor's EMA coefficient, beta2 and beta3 are Adam's usual
             first- and second-moment coefficients.
