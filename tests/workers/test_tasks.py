@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
 import pickle
 
 import numpy as np
 import pytest
 import torch
 
+from alto_core import OPTIMIZERS, create_optimizer
 from workers.tasks import get_task, registered_tasks, task_data
 from workers.tasks.cifar10 import Cifar10ResNet20
 from workers.tasks.gpt import GPTConfig
@@ -15,6 +17,8 @@ from workers.tasks.gpt2 import GPT2Small
 from workers.tasks.mnist1d import Mnist1DCNN
 
 BUILT_IN = ["charlm", "cifar10-resnet20", "digits-mlp", "gpt2-small", "mnist1d-cnn"]
+LAMB_FAMILY = ("alto", "alto-vanilla", "lamb", "e-lamb")
+CPU = torch.device("cpu")
 
 
 def _one_step(task, data, batch_size):
@@ -108,3 +112,68 @@ def test_gpt2_reads_uint16_token_files(tmp_path):
     assert data.train.numel() == 4000 and data.vocab_size == 64
     _one_step(task, data, 4)
     assert get_task("gpt2-small").model_config(50304).n_layer == 12
+
+
+def _small_data(name, tmp_path):
+    """Each built-in task with its real model layout and a little real data; GPT-2 small at
+    a smaller vocabulary and width (its embedding, 12 blocks and tied head all kept)."""
+    if name == "gpt2-small":
+        narrow = GPTConfig(vocab_size=4096, block_size=32, n_layer=12, n_head=4, n_embd=128)
+        task = GPT2Small(config=narrow)
+        (tmp_path / "gpt2").mkdir()
+        rng = np.random.default_rng(0)
+        rng.integers(0, 4096, 8000, dtype=np.uint16).tofile(tmp_path / "gpt2" / "train.bin")
+        rng.integers(0, 4096, 2000, dtype=np.uint16).tofile(tmp_path / "gpt2" / "val.bin")
+        return task, task.load(tmp_path), 2
+    if name == "cifar10-resnet20":
+        _write_cifar(tmp_path / "cifar-10-batches-py")
+        task = Cifar10ResNet20()
+        return task, task.load(tmp_path), 4
+    if name == "mnist1d-cnn":
+        task = Mnist1DCNN(num_samples=400)
+        return task, task.load(tmp_path), 64
+    task = get_task(name)
+    return task, task_data(task, tmp_path), 4
+
+
+def _train(name, task, data, batch_size, optimizer, dtype=torch.float32, **hyper):
+    torch.manual_seed(0)
+    model = task.build_model().to(dtype)
+    opt = create_optimizer(optimizer, model, lr=task.default_lr, **hyper)
+    batches = task.train_batches(data, batch_size, torch.Generator().manual_seed(0), CPU)
+    losses = []
+    for _, batch in zip(range(3), batches, strict=False):
+        batch = tuple(t.to(dtype) if t.is_floating_point() else t for t in batch)
+        loss = task.loss(model, batch)
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        losses.append(loss.item())
+    return model, opt, losses
+
+
+@pytest.mark.parametrize("name", BUILT_IN)
+def test_every_task_model_steps_with_every_optimizer(name, tmp_path):
+    """The parameter layouts of real models (embeddings, tied weights, convolutions,
+    BatchNorm, many small norms) through every registered optimizer's default path;
+    the Lamb family's default path must agree with its single-tensor path."""
+    task, data, batch_size = _small_data(name, tmp_path)
+    torch.manual_seed(0)
+    initial = [p.detach().double() for p in task.build_model().parameters()]
+    for optimizer in OPTIMIZERS:
+        # The Lamb family in float64, where its paths are compared below.
+        dtype = torch.float64 if optimizer in LAMB_FAMILY else torch.float32
+        model, opt, losses = _train(name, task, data, batch_size, optimizer, dtype)
+        assert all(math.isfinite(loss) for loss in losses), (optimizer, losses)
+        params = list(model.parameters())
+        moved = [not torch.equal(p.double(), q) for p, q in zip(params, initial, strict=True)]
+        assert any(moved), optimizer
+        if OPTIMIZERS[optimizer].adaptor or optimizer in LAMB_FAMILY:
+            assert all(opt.state[p] for p in params), optimizer  # every parameter stepped
+        if optimizer in LAMB_FAMILY:
+            # In float64: in float32 the paths' last-bit differences are amplified by
+            # the model's gradients (Lamb's sign-like early steps flip on them).
+            single = _train(name, task, data, batch_size, optimizer, dtype, foreach=False)[0]
+            for p, q in zip(params, single.parameters(), strict=True):
+                scale = float(q.detach().abs().max())
+                torch.testing.assert_close(p, q, rtol=1e-10, atol=1e-10 * scale, msg=optimizer)
