@@ -111,20 +111,14 @@ def default_of(optim_cls, name):
 # ----------------------------------------------------------------- valid settings
 
 
-def optim_inputs_func_alto(device, dtype=None):
+def _lamb_family_inputs(own):
+    """The settings ALTO and Lamb share, with ``own`` (their specific ones) in the middle."""
     return [
         OptimizerInput(params=None, kwargs={}, desc="default"),
         OptimizerInput(params=None, kwargs={"lr": 1e-2}, desc="nondefault_lr"),
         OptimizerInput(params=None, kwargs={"weight_decay": 0.0}, desc="zero_weight_decay"),
         OptimizerInput(params=None, kwargs={"weight_decay": 0.1}, desc="weight_decay"),
-        # The paper's small-batch setting: alpha > 0 exploits.
-        OptimizerInput(
-            params=None,
-            kwargs={"alpha": 0.5, "betas": (0.01, 0.9, 0.99)},
-            desc="exploit",
-        ),
-        OptimizerInput(params=None, kwargs={"alpha": 0.0}, desc="no_adaptor"),
-        OptimizerInput(params=None, kwargs={"bias_correction": False}, desc="vanilla"),
+        *own,
         # Weight decay 0 under "decayed" is the reference code's plain Adam step.
         OptimizerInput(
             params=None,
@@ -142,26 +136,28 @@ def optim_inputs_func_alto(device, dtype=None):
     ]
 
 
+def optim_inputs_func_alto(device, dtype=None):
+    return _lamb_family_inputs(
+        [
+            # The paper's small-batch setting: alpha > 0 exploits.
+            OptimizerInput(
+                params=None, kwargs={"alpha": 0.5, "betas": (0.01, 0.9, 0.99)}, desc="exploit"
+            ),
+            OptimizerInput(params=None, kwargs={"alpha": 0.0}, desc="no_adaptor"),
+            OptimizerInput(params=None, kwargs={"bias_correction": False}, desc="vanilla"),
+        ]
+    )
+
+
 def optim_inputs_func_lamb(device, dtype=None):
-    return [
-        OptimizerInput(params=None, kwargs={}, desc="default"),
-        OptimizerInput(params=None, kwargs={"lr": 1e-2}, desc="nondefault_lr"),
-        OptimizerInput(params=None, kwargs={"weight_decay": 0.0}, desc="zero_weight_decay"),
-        OptimizerInput(params=None, kwargs={"weight_decay": 0.1}, desc="weight_decay"),
-        OptimizerInput(params=None, kwargs={"betas": (0.8, 0.95)}, desc="betas"),
-        OptimizerInput(params=None, kwargs={"bias_correction": False}, desc="no_bias_correction"),
-        OptimizerInput(
-            params=None,
-            kwargs={"trust_ratio": "decayed", "weight_decay": 0.0},
-            desc="trust_decayed",
-        ),
-        OptimizerInput(
-            params=None,
-            kwargs={"trust_ratio": "none", "weight_decay": 0.1},
-            desc="trust_none",
-        ),
-        OptimizerInput(params=None, kwargs={"lr": torch.tensor(1e-3)}, desc="tensor_lr"),
-    ]
+    return _lamb_family_inputs(
+        [
+            OptimizerInput(params=None, kwargs={"betas": (0.8, 0.95)}, desc="betas"),
+            OptimizerInput(
+                params=None, kwargs={"bias_correction": False}, desc="no_bias_correction"
+            ),
+        ]
+    )
 
 
 def optim_inputs_func_eadamw(device, dtype=None):
