@@ -206,6 +206,11 @@ class E(Optimizer):
         base._optimizer_step_code()
         for post_hook in base._optimizer_step_post_hooks.values():
             post_hook(base, args, kwargs)
+        # An LR scheduler built on the base wraps the base's step to note that it ran
+        # (else it warns of a scheduler step before the optimizer's); this call goes
+        # around that wrapper, so it notes it the same way.
+        if hasattr(base.step, "_wrapped_by_lr_sched"):
+            base._opt_called = True
         return out
 
     @torch.no_grad()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
+import warnings
 
 import pytest
 import torch
@@ -210,6 +211,18 @@ def test_scheduler_drives_the_base_after_load_state_dict():
     sched2 = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.1)
     _train(model, opt, sched2, 4, 5)
     assert opt.base_optimizer.param_groups[0]["lr"] == pytest.approx(0.5**4 * 0.1)
+
+
+def test_scheduler_built_on_the_base_sees_its_steps():
+    """Code written for a plain optimizer may attach its scheduler to the base, then wrap it."""
+    model = _model()
+    base = torch.optim.AdamW(model.parameters(), lr=1.0)
+    sched = torch.optim.lr_scheduler.StepLR(base, step_size=1, gamma=0.5)
+    opt = E(base)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # e.g. "lr_scheduler.step() before optimizer.step()"
+        _train(model, opt, sched, 0, 3)
+    assert base.param_groups[0]["lr"] == 0.5**3
 
 
 @pytest.mark.parametrize("foreach", [False, True], ids=["single", "foreach"])
