@@ -136,7 +136,7 @@ def _small_data(name, tmp_path):
     return task, task_data(task, tmp_path), 4
 
 
-def _train(name, task, data, batch_size, optimizer, dtype=torch.float32, **hyper):
+def _train(task, data, batch_size, optimizer, dtype=torch.float32, **hyper):
     torch.manual_seed(0)
     model = task.build_model().to(dtype)
     opt = create_optimizer(optimizer, model, lr=task.default_lr, **hyper)
@@ -163,7 +163,7 @@ def test_every_task_model_steps_with_every_optimizer(name, tmp_path):
     for optimizer in OPTIMIZERS:
         # The Lamb family in float64, where its paths are compared below.
         dtype = torch.float64 if optimizer in LAMB_FAMILY else torch.float32
-        model, opt, losses = _train(name, task, data, batch_size, optimizer, dtype)
+        model, opt, losses = _train(task, data, batch_size, optimizer, dtype)
         assert all(math.isfinite(loss) for loss in losses), (optimizer, losses)
         params = list(model.parameters())
         moved = [not torch.equal(p.double(), q) for p, q in zip(params, initial, strict=True)]
@@ -173,7 +173,7 @@ def test_every_task_model_steps_with_every_optimizer(name, tmp_path):
         if optimizer in LAMB_FAMILY:
             # In float64: in float32 the paths' last-bit differences are amplified by
             # the model's gradients (Lamb's sign-like early steps flip on them).
-            single = _train(name, task, data, batch_size, optimizer, dtype, foreach=False)[0]
+            single = _train(task, data, batch_size, optimizer, dtype, foreach=False)[0]
             for p, q in zip(params, single.parameters(), strict=True):
                 scale = float(q.detach().abs().max())
                 torch.testing.assert_close(p, q, rtol=1e-10, atol=1e-10 * scale, msg=optimizer)
