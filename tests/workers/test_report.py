@@ -16,7 +16,7 @@ from sqlalchemy.exc import OperationalError
 
 from service.storage import Database
 from tests.workers.test_engine import FINISHED, wait_for
-from workers.report import (
+from workers.report.claims import (
     FlatPoint,
     UpliftPoint,
     combine,
