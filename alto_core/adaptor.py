@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections import OrderedDict
+import weakref
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar, overload
 
 import torch
 from torch import Tensor
@@ -21,6 +21,8 @@ EMA_KEY = "e_grad_ema"
 ALPHA_KEY = "e_alpha"
 BETA_KEY = "e_beta"
 
+_Loss = TypeVar("_Loss")
+
 
 class E(Optimizer):
     r"""Adaptor E (Zhao et al., NeurIPS 2025): wraps any ``torch.optim.Optimizer``.
@@ -34,10 +36,12 @@ class E(Optimizer):
     c = alpha * (1 - beta), so E keeps one parameter-sized tensor.
     The stability rule |alpha * (1 - beta)| < 1 is enforced.
 
-    E *is* an optimizer and delegates rather than copies: ``param_groups`` and
-    ``state`` are the base optimizer's own objects (also after
-    ``load_state_dict``, which replaces them), E's buffer is stored in the base
-    state under ``"e_grad_ema"`` so it is saved and restored with it, and
+    E *is* an optimizer, set up by ``torch.optim.Optimizer.__init__`` (its hooks
+    and profiling are torch's), and delegates rather than copies: ``param_groups``
+    and ``state`` are the base optimizer's own objects (also after a
+    ``load_state_dict``, E's or the base's, which replaces them), E's buffer is
+    stored in the base state under ``"e_grad_ema"`` so it is saved and restored
+    with it, and
     ``alpha``/``beta`` are per-group keys ``"e_alpha"``/``"e_beta"`` that a
     group may override. With alpha = 0 the base optimizer's update is
     reproduced exactly.
@@ -65,56 +69,45 @@ class E(Optimizer):
             raise ValueError(f"Invalid foreach: {foreach!r} (expected None, True or False)")
         _checks.check_stability(alpha, beta)
         self.base_optimizer = base_optimizer
-        self._e_defaults = {ALPHA_KEY: float(alpha), BETA_KEY: float(beta)}
         self._foreach = foreach
-        self._init_hooks()
-        for group in self.param_groups:
-            self._adopt_group(group)
+        # Optimizer.__init__ sets up what every torch optimizer has (hooks, the step's
+        # profiler wrapper, defaults). It adds the groups it is given, the base's, with
+        # add_param_group, which gives them E's keys; then E takes the base's list and state.
+        defaults = {**base_optimizer.defaults, ALPHA_KEY: float(alpha), BETA_KEY: float(beta)}
+        super().__init__(base_optimizer.param_groups, defaults)
+        self._follow_base()
 
-    # Optimizer.__init__ is not called on purpose: it would build param groups
-    # of its own. These are the attributes it would have set.
-    def _init_hooks(self) -> None:
-        self._optimizer_step_pre_hooks = OrderedDict()
-        self._optimizer_step_post_hooks = OrderedDict()
-        self._optimizer_state_dict_pre_hooks = OrderedDict()
-        self._optimizer_state_dict_post_hooks = OrderedDict()
-        self._optimizer_load_state_dict_pre_hooks = OrderedDict()
-        self._optimizer_load_state_dict_post_hooks = OrderedDict()
-        self._patch_step_function()
+    def _follow_base(self) -> None:
+        """Share the base's groups and state, now and after every ``load_state_dict``
+        (E's or the base's own), which replaces them: a post-hook on the base points E
+        at the new ones and gives loaded groups E's keys."""
+        adaptor = weakref.ref(self)  # the base's hook must not keep E alive
 
-    def _adopt_group(self, group: dict[str, Any]) -> None:
-        for key, value in self._e_defaults.items():
-            group.setdefault(key, value)
-        _checks.check_stability(group[ALPHA_KEY], group[BETA_KEY])
+        def share(base: Optimizer) -> None:
+            e = adaptor()
+            if e is not None:
+                e.param_groups, e.state = base.param_groups, base.state
+                for group in e.param_groups:
+                    e._adopt_group(group)
 
-    # --- delegation: always the base optimizer's current objects -------------
-    @property
-    def param_groups(self) -> list[dict[str, Any]]:  # type: ignore[override]
-        return self.base_optimizer.param_groups
-
-    @param_groups.setter
-    def param_groups(self, value: list[dict[str, Any]]) -> None:
-        self.base_optimizer.param_groups = value
-
-    @property
-    def state(self) -> Any:  # type: ignore[override]
-        return self.base_optimizer.state
-
-    @state.setter
-    def state(self, value: Any) -> None:
-        self.base_optimizer.state = value
-
-    @property
-    def defaults(self) -> dict[str, Any]:  # type: ignore[override]
-        return {**self.base_optimizer.defaults, **self._e_defaults}
-
-    @defaults.setter
-    def defaults(self, value: dict[str, Any]) -> None:
-        self.base_optimizer.defaults = value
+        share(self.base_optimizer)
+        self.base_optimizer.register_load_state_dict_post_hook(share, prepend=True)
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
-        self.base_optimizer.add_param_group(param_group)
-        self._adopt_group(self.param_groups[-1])
+        """Add a group to the base optimizer, which checks it, and give it E's keys.
+
+        A group the base already holds (E's ``__init__`` hands over the base's) only
+        gets E's keys."""
+        base = self.base_optimizer
+        if not any(group is param_group for group in base.param_groups):
+            base.add_param_group(param_group)
+            param_group = base.param_groups[-1]
+        self._adopt_group(param_group)
+
+    def _adopt_group(self, group: dict[str, Any]) -> None:
+        for key in (ALPHA_KEY, BETA_KEY):
+            group.setdefault(key, self.defaults[key])
+        _checks.check_stability(group[ALPHA_KEY], group[BETA_KEY])
 
     # state_dict and load_state_dict are the base optimizer's, with E's own hooks
     # around them (torch.optim.Optimizer runs the hooks inside its implementation,
@@ -136,29 +129,31 @@ class E(Optimizer):
             result = pre_hook(self, state_dict)
             if result is not None:
                 state_dict = result
-        self.base_optimizer.load_state_dict(state_dict)
-        for group in self.param_groups:
-            self._adopt_group(group)
+        self.base_optimizer.load_state_dict(state_dict)  # _follow_base's hook runs here
         for post_hook in self._optimizer_load_state_dict_post_hooks.values():
             post_hook(self)
 
     def __getstate__(self) -> dict[str, Any]:
         return {
+            **super().__getstate__(),
             "base_optimizer": self.base_optimizer,
-            "_e_defaults": self._e_defaults,
             "_foreach": self._foreach,
         }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self._init_hooks()
+        super().__setstate__(state)
+        self._follow_base()  # a copied optimizer has no hooks
 
     def __repr__(self) -> str:
-        alpha, beta = self._e_defaults[ALPHA_KEY], self._e_defaults[BETA_KEY]
+        alpha, beta = self.defaults[ALPHA_KEY], self.defaults[BETA_KEY]
         return f"E(alpha={alpha}, beta={beta}, base={self.base_optimizer!r})"
 
     # --- the step -----------------------------------------------------------
-    def step(self, closure: Callable[[], Tensor] | None = None) -> Tensor | None:
+    @overload
+    def step(self, closure: None = None) -> None: ...
+    @overload
+    def step(self, closure: Callable[[], _Loss]) -> _Loss: ...
+    def step(self, closure: Callable[[], _Loss] | None = None) -> _Loss | None:
         """Adapt the gradients in place, then step the base optimizer; returns its result.
 
         With a closure, the base optimizer is given a closure that evaluates
@@ -178,7 +173,7 @@ class E(Optimizer):
         else:
             evaluations = 0
 
-            def adapted_closure() -> Tensor:
+            def adapted_closure() -> _Loss:
                 nonlocal evaluations
                 loss = closure()
                 self._adapt(new_buffers, advance=evaluations == 0)
@@ -197,7 +192,8 @@ class E(Optimizer):
         base = self.base_optimizer
         step = type(base).step
         step = getattr(step, "__wrapped__", step)  # under torch's hook wrapper
-        args, kwargs = (base, *args), {}
+        args = (base, *args)
+        kwargs: dict[str, Any] = {}
         for pre_hook in base._optimizer_step_pre_hooks.values():
             result = pre_hook(base, args, kwargs)
             if result is not None:
@@ -208,9 +204,10 @@ class E(Optimizer):
             post_hook(base, args, kwargs)
         # An LR scheduler built on the base wraps the base's step to note that it ran
         # (else it warns of a scheduler step before the optimizer's); this call goes
-        # around that wrapper, so it notes it the same way.
+        # around that wrapper, so it notes it the same way (an attribute that
+        # torch.optim.Optimizer does not declare).
         if hasattr(base.step, "_wrapped_by_lr_sched"):
-            base._opt_called = True
+            vars(base)["_opt_called"] = True
         return out
 
     @torch.no_grad()

@@ -11,7 +11,9 @@ infinite or undefined sharpness, and that is a result.
 
 from __future__ import annotations
 
+import functools
 import math
+import operator
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -41,7 +43,8 @@ class EigenEstimate:
 
 
 def _dot(xs: list[Tensor], ys: list[Tensor]) -> Tensor:
-    return sum((x * y).sum() for x, y in zip(xs, ys, strict=True))
+    """Sum of the tensors' dot products, added in order (the lists are not empty)."""
+    return functools.reduce(operator.add, ((x * y).sum() for x, y in zip(xs, ys, strict=True)))
 
 
 def top_hessian_eigenvalue(
@@ -89,8 +92,11 @@ def _power_iteration(
     loss = loss_fn()
     if not bool(torch.isfinite(loss.detach())):
         return EigenEstimate(math.nan, False, 0, tol, seed)
-    grads = torch.autograd.grad(loss, params, create_graph=True, allow_unused=True)
-    grads = [torch.zeros_like(p) if g is None else g for g, p in zip(grads, params, strict=True)]
+    # None for a parameter the loss does not use.
+    raw_grads = torch.autograd.grad(loss, params, create_graph=True, allow_unused=True)
+    grads = [
+        torch.zeros_like(p) if g is None else g for g, p in zip(raw_grads, params, strict=True)
+    ]
     if not any(g.requires_grad for g in grads):
         # The loss is linear in the parameters: the Hessian is zero.
         return EigenEstimate(0.0, True, 0, tol, seed)

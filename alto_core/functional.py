@@ -22,6 +22,7 @@ so E keeps one parameter-sized tensor where the two-buffer recursion
 from __future__ import annotations
 
 import functools
+from typing import cast
 
 import torch
 from torch import Tensor
@@ -39,6 +40,27 @@ def _scalar_dtype(dtype: torch.dtype) -> torch.dtype:
 def _norm_dtype(dtype: torch.dtype) -> torch.dtype | None:
     # Trust-ratio norms of half-precision tensors accumulate in float32.
     return torch.float32 if dtype in (torch.float16, torch.bfloat16) else None
+
+
+#: What torch's foreach ops take and return (the out-of-place ones return tuples).
+_TensorList = list[Tensor] | tuple[Tensor, ...]
+
+
+def _group_by_device_and_dtype(
+    tensorlists: list[list[Tensor]],
+) -> dict[tuple[torch.device, torch.dtype], list[list[Tensor]]]:
+    """``Optimizer._group_tensors_by_device_and_dtype``, without the indices.
+
+    torch annotates the lists as holding optional tensors (and the keys as
+    optional, which they are only under torch.compile); these hold tensors.
+    """
+    grouped = Optimizer._group_tensors_by_device_and_dtype(
+        cast("list[list[Tensor | None]]", tensorlists)
+    )
+    return {
+        cast("tuple[torch.device, torch.dtype]", key): cast("list[list[Tensor]]", tensors)
+        for key, (tensors, _) in grouped.items()
+    }
 
 
 # --------------------------------------------------------------------------- E
@@ -63,20 +85,19 @@ def adapt_gradients(
         return
     c = alpha * (1.0 - beta)
     if foreach:
-        grouped = Optimizer._group_tensors_by_device_and_dtype([grads, emas])
-        for (g, e), _ in grouped.values():
+        for g, e in _group_by_device_and_dtype([grads, emas]).values():
             diff = torch._foreach_sub(g, e) if c != 0.0 else None
             if advance:
                 torch._foreach_lerp_(e, g, 1.0 - beta)
             if diff is not None:
                 torch._foreach_add_(g, diff, alpha=c)
         return
-    for g, e in zip(grads, emas, strict=True):
-        diff = g - e if c != 0.0 else None
+    for grad, ema in zip(grads, emas, strict=True):
+        delta = grad - ema if c != 0.0 else None
         if advance:
-            e.lerp_(g, 1.0 - beta)
-        if diff is not None:
-            g.add_(diff, alpha=c)
+            ema.lerp_(grad, 1.0 - beta)
+        if delta is not None:
+            grad.add_(delta, alpha=c)
 
 
 # ------------------------------------------------------------------- Lamb family
@@ -313,6 +334,11 @@ def _batches(params: list[Tensor], device: torch.device) -> list[tuple[list[int]
     return batches
 
 
+def _pick(tensors: list[Tensor], index: list[int]) -> list[Tensor]:
+    """The tensors at ``index``: the list itself when that is all of them."""
+    return tensors if len(index) == len(tensors) else [tensors[i] for i in index]
+
+
 def _multi_tensor_lamb(
     params: list[Tensor],
     grads: list[Tensor],
@@ -334,8 +360,7 @@ def _multi_tensor_lamb(
     lists = [params, grads, exp_avgs, exp_avg_sqs, steps]
     if emas is not None:
         lists.append(emas)
-    grouped = Optimizer._group_tensors_by_device_and_dtype(lists)
-    for (device, dtype), (tensors, _) in grouped.items():
+    for (device, dtype), tensors in _group_by_device_and_dtype(lists).items():
         torch._foreach_add_(tensors[4], torch.ones((), device=device))
         bias = None
         if bias_correction:
@@ -351,26 +376,25 @@ def _multi_tensor_lamb(
         )
         buffer = _workspace(scratch_numel, tensors[0][0]) if scratch_numel else None
         for index, use_scratch in batches:
-            everything = len(index) == len(tensors[0])
-            if everything:
-                batch = [tensors[j] for j in (0, 1, 2, 3)]
-                batch_bias = bias
-            else:
-                batch = [[tensors[j][i] for i in index] for j in (0, 1, 2, 3)]
+            p, g, m, v = (_pick(tensors[j], index) for j in range(4))
+            ema = None if emas is None else _pick(tensors[5], index)
+            batch_bias = bias
+            if bias is not None and len(index) < len(tensors[0]):
                 picked = torch.tensor(index, device=device)
-                batch_bias = None if bias is None else tuple(b[picked] for b in bias)
-            ema = None
-            if emas is not None:
-                ema = tensors[5] if everything else [tensors[5][i] for i in index]
+                batch_bias = (bias[0][picked], bias[1][picked], bias[2][picked])
             scratch = None
             if use_scratch:
+                assert buffer is not None  # scratch_numel > 0: this batch counted
                 # Each batch takes a view of its own size: the buffer is sized for the
                 # largest batch, and split_with_sizes must cover its input exactly.
-                sizes = [p.numel() for p in batch[0]]
+                sizes = [t.numel() for t in p]
                 parts = buffer[: sum(sizes)].split(sizes)
-                scratch = [part.view(p.shape) for part, p in zip(parts, batch[0], strict=True)]
+                scratch = [part.view(t.shape) for part, t in zip(parts, p, strict=True)]
             _multi_tensor_lamb_batch(
-                *batch,
+                p,
+                g,
+                m,
+                v,
                 ema,
                 scratch,
                 batch_bias,
@@ -413,8 +437,8 @@ def _multi_tensor_lamb_batch(
 
     # tmp: one temporary per tensor, made by the first out-of-place op (or the
     # scratch views) and reused in place for g~, then sqrt(v), then the direction.
-    tmp = scratch
-    mod_grad = g
+    tmp: _TensorList | None = scratch
+    mod_grad: _TensorList = g
     if e is not None:
         if c != 0.0:
             if tmp is None:
@@ -530,19 +554,21 @@ def lamb_stacked(
         direction = torch.sqrt(v, out=b)
         direction.add_(eps if eps_k is None else eps_k[start:stop].view(column))
         torch.div(m, direction, out=direction)
-        theta = None
+        param_norm = dir_norm = None
         if weight_decay != 0.0 or trust_ratio:
             theta = torch.stack(chunk, out=a)  # the gradients in ``a`` are no longer needed
-        if weight_decay != 0.0:
-            if wd_k is None:
-                direction.add_(theta, alpha=weight_decay)
-            else:
-                direction.addcmul_(theta, wd_k[start:stop].view(column))
-
-        param_norm = dir_norm = None
-        if trust_ratio:
-            param_norm = torch.linalg.vector_norm(theta.view(-1, numel), dim=1, dtype=norm_dtype)
-            dir_norm = torch.linalg.vector_norm(direction.view(-1, numel), dim=1, dtype=norm_dtype)
+            if weight_decay != 0.0:
+                if wd_k is None:
+                    direction.add_(theta, alpha=weight_decay)
+                else:
+                    direction.addcmul_(theta, wd_k[start:stop].view(column))
+            if trust_ratio:
+                param_norm = torch.linalg.vector_norm(
+                    theta.view(-1, numel), dim=1, dtype=norm_dtype
+                )
+                dir_norm = torch.linalg.vector_norm(
+                    direction.view(-1, numel), dim=1, dtype=norm_dtype
+                )
         scale, value = _with_lr(
             _step_scale(param_norm, dir_norm, None if fallback is None else fallback[start:stop]),
             lr,

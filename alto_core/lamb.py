@@ -22,7 +22,7 @@ times cheaper; the state still reads per parameter.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, TypeVar, cast, overload
 
 import torch
 from torch import Tensor
@@ -36,6 +36,7 @@ from alto_core.functional import lamb_stacked
 __all__ = ["ALTO", "Lamb"]
 
 ParamsT = Iterable[Tensor] | Iterable[dict[str, Any]]
+_Loss = TypeVar("_Loss")
 
 
 def _default_foreach(params: list[Tensor]) -> bool:
@@ -116,8 +117,12 @@ class _LambFamily(Optimizer):
             params.append(p)
         return params
 
+    @overload
+    def step(self, closure: None = None) -> None: ...
+    @overload
+    def step(self, closure: Callable[[], _Loss]) -> _Loss: ...
     @torch.no_grad()
-    def step(self, closure: Callable[[], Tensor] | None = None) -> Tensor | None:
+    def step(self, closure: Callable[[], _Loss] | None = None) -> _Loss | None:
         loss = None
         if closure is not None:
             with torch.enable_grad():
@@ -148,7 +153,7 @@ class _LambFamily(Optimizer):
                     buffers = stack.buffers
                     lamb_stacked(
                         stack.params,
-                        [p.grad for p in stack.params],
+                        _grads(stack.params),
                         buffers["exp_avg"],
                         buffers["exp_avg_sq"],
                         buffers["step"],
@@ -159,7 +164,7 @@ class _LambFamily(Optimizer):
             states = [self.state[p] for p in params]
             lamb_kernel(
                 params,
-                [p.grad for p in params],
+                _grads(params),
                 [s["exp_avg"] for s in states],
                 [s["exp_avg_sq"] for s in states],
                 [s["step"] for s in states],
@@ -168,6 +173,11 @@ class _LambFamily(Optimizer):
                 **hyper,
             )
         return loss
+
+
+def _grads(params: list[Tensor]) -> list[Tensor]:
+    """The gradients of parameters that ``_init_group`` kept, which all have one."""
+    return [cast(Tensor, p.grad) for p in params]
 
 
 def _check_common(group: dict[str, Any]) -> None:

@@ -95,7 +95,8 @@ def param_groups_weight_decay(model: nn.Module, weight_decay: float) -> list[dic
         for name, param in module.named_parameters(recurse=False):
             if name == "bias" or name.endswith("_bias"):
                 no_decay.add(id(param))
-    decay, exempt = [], []
+    decay: list[nn.Parameter] = []
+    exempt: list[nn.Parameter] = []
     for param in model.parameters():
         if param.requires_grad:
             (exempt if id(param) in no_decay else decay).append(param)
@@ -124,12 +125,8 @@ _SGD_HYPER = ("lr", "momentum", "nesterov", "weight_decay", "foreach")
 _E_HYPER = ("alpha", "beta1")
 
 
-def _betas(hyper: dict[str, Any], *names: str, defaults: tuple[float, ...]) -> tuple[float, ...]:
-    return tuple(hyper.pop(n, d) for n, d in zip(names, defaults, strict=True))
-
-
 def _alto(params: Any, hyper: dict[str, Any]) -> Optimizer:
-    betas = _betas(hyper, "beta1", "beta2", "beta3", defaults=(0.99, 0.9, 0.99))
+    betas = (hyper.pop("beta1", 0.99), hyper.pop("beta2", 0.9), hyper.pop("beta3", 0.99))
     return ALTO(params, betas=betas, **hyper)
 
 
@@ -138,12 +135,12 @@ def _alto_vanilla(params: Any, hyper: dict[str, Any]) -> Optimizer:
 
 
 def _lamb(params: Any, hyper: dict[str, Any]) -> Optimizer:
-    return Lamb(params, betas=_betas(hyper, "beta2", "beta3", defaults=(0.9, 0.99)), **hyper)
+    return Lamb(params, betas=(hyper.pop("beta2", 0.9), hyper.pop("beta3", 0.99)), **hyper)
 
 
-def _adam_like(cls: type[Optimizer]) -> Callable[..., Optimizer]:
+def _adam_like(cls: type[torch.optim.Adam]) -> Callable[..., Optimizer]:
     def build(params: Any, hyper: dict[str, Any]) -> Optimizer:
-        betas = _betas(hyper, "beta2", "beta3", defaults=(0.9, 0.999))
+        betas = (hyper.pop("beta2", 0.9), hyper.pop("beta3", 0.999))
         return cls(params, betas=betas, **hyper)
 
     return build

@@ -121,6 +121,20 @@ def test_it_is_an_optimizer_that_shares_the_base_objects():
     assert "e_grad_ema" in base.state[params[0]] and "exp_avg" in base.state[params[0]]
 
 
+def test_loading_through_the_base_keeps_the_objects_shared():
+    params = make_params()
+    base = torch.optim.AdamW(params)
+    opt = E(base)
+    set_grads(params, gradient(params, 0))
+    opt.step()
+    old_state = base.state
+    base.load_state_dict(opt.state_dict())  # replaces the base's groups and state
+    assert base.state is not old_state
+    assert opt.param_groups is base.param_groups
+    assert opt.state is base.state
+    assert "e_grad_ema" in opt.state[params[0]]
+
+
 def _train(model, opt, sched, start, stop):
     gen = torch.Generator().manual_seed(7)
     data = [
