@@ -24,9 +24,15 @@ from playwright.sync_api import sync_playwright
 from sqlalchemy import insert
 
 from service.core.migrate import upgrade
+from service.core.statuses import StudyStatus, TrialStatus
+from service.jobs.service import create_job
+from service.jobs.spec import ArmSpec, JobSpec
 from service.storage import Database
 from service.trials.models import TrialRow
 from workers.dispatcher import publish_catalogue
+
+# Statuses as a study of this size ends up: mostly pruned by ASHA, some diverged.
+MIX = [TrialStatus.COMPLETED, TrialStatus.PRUNED, TrialStatus.PRUNED, TrialStatus.DIVERGED]
 
 
 def seed(url: str, trials: int) -> int:
@@ -35,17 +41,26 @@ def seed(url: str, trials: int) -> int:
     publish_catalogue(database, "benchmark")  # the catalogue a worker publishes
     rng = random.Random(0)
     with database.unit_of_work(write=True) as uow:
-        job = uow.jobs.create(
+        spec = JobSpec(
             task="digits-mlp",
-            spec={"task": "digits-mlp", "batch_sizes": [256]},
-            trials_total=trials,
+            batch_sizes=[256],
+            arms=[ArmSpec(optimizer="alto")],
+            trials_per_study=trials,
         )
+        job = create_job(uow, spec)
         study = uow.studies.ensure(job.id, 256, "alto", trials)
         rows = []
         for n in range(trials):
             beta1 = 1 - 10 ** rng.uniform(-3, -0.005)
             c = rng.uniform(-0.99, 0.99)
-            status = rng.choice(["completed", "pruned", "pruned", "diverged"])
+            status = rng.choice(
+                [
+                    TrialStatus.COMPLETED,
+                    TrialStatus.PRUNED,
+                    TrialStatus.PRUNED,
+                    TrialStatus.DIVERGED,
+                ]
+            )
             rows.append(
                 {
                     "study_id": study.id,
@@ -57,14 +72,14 @@ def seed(url: str, trials: int) -> int:
                     "beta1": beta1,
                     "lr": 10 ** rng.uniform(-4, -0.5),
                     "final_metric": float("nan")
-                    if status == "diverged"
+                    if status == TrialStatus.DIVERGED
                     else rng.uniform(0.1, 0.98),
                     "epochs_run": rng.randint(1, 10),
                     "wall_time_s": rng.uniform(1, 30),
                 }
             )
         uow.session.execute(insert(TrialRow), rows)
-        uow.studies.update(study.id, status="done", trials_done=trials)
+        uow.studies.update(study.id, status=StudyStatus.DONE, trials_done=trials)
     database.dispose()
     return study.id
 

@@ -14,9 +14,9 @@ from service.jobs.routes import router as jobs_router
 from service.recommendations.routes import router as recommendations_router
 from service.recommendations.service import AnswerCache
 from service.storage import Database
+from service.studies.routes import router as studies_router
 from service.sweeps.routes import router as sweeps_router
 from service.trials.routes import router as trials_router
-from service.trials.routes import studies_router
 
 API_PREFIX = "/api/v1"
 

@@ -1,8 +1,8 @@
 """The storage layer: a database handle and the unit of work that owns every transaction.
 
 Repositories flush but never commit; the unit of work commits when its block ends
-normally and rolls back when it raises. Workers import this module (and nothing
-else of the service).
+normally and rolls back when it raises. Workers use the service through this module,
+the records and specs below it, and the services that create jobs above it.
 """
 
 from __future__ import annotations
@@ -17,8 +17,9 @@ from service.auth.repository import TokenRepository
 from service.catalogue.repository import CatalogueRepository
 from service.core.config import Settings
 from service.core.db import make_engine
-from service.jobs.repository import JobRepository, StudyRepository
+from service.jobs.repository import JobRepository
 from service.recommendations.repository import RecommendationRepository
+from service.studies.repository import StudyRepository
 from service.sweeps.repository import SweepRepository
 from service.trials.repository import TrialRepository
 

@@ -8,28 +8,16 @@ administrator; a token that is sent is still checked.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Header
 from starlette.concurrency import run_in_threadpool
 
+from service.auth.principal import Principal
 from service.auth.repository import ApiToken
-from service.core.deps import DatabaseDep, SettingsDep
+from service.core.deps import SettingsDep
 from service.core.errors import Forbidden, Unauthorized
-
-
-@dataclass(frozen=True)
-class Principal:
-    token: ApiToken | None
-    sees_everything: bool
-
-    @property
-    def token_id(self) -> int | None:
-        return None if self.token is None else self.token.id
-
-    def may_see(self, owner_token_id: int | None) -> bool:
-        return self.sees_everything or owner_token_id == self.token_id
+from service.deps import DatabaseDep
 
 
 async def _authenticate(database: DatabaseDep, authorization: str | None) -> ApiToken | None:

@@ -4,8 +4,8 @@ from fastapi import APIRouter
 
 from service.auth.dependencies import Reader
 from service.catalogue.repository import OptimizerInfo, TaskInfo
-from service.core.deps import DatabaseDep
 from service.core.problems import PROBLEM_RESPONSES
+from service.deps import DatabaseDep
 
 router = APIRouter(tags=["catalogue"], responses=PROBLEM_RESPONSES)
 

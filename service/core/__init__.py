@@ -1,1 +1,2 @@
-"""Settings, database engine and unit of work, errors: shared by every feature of the service."""
+"""Settings, database plumbing, errors and statuses: shared by every feature of the service,
+importing nothing of it."""

@@ -1,4 +1,5 @@
-"""Request-scoped dependencies as Annotated aliases (the app's state holds the real objects)."""
+"""Request-scoped dependencies as Annotated aliases (the app's state holds the real objects);
+the database's alias lives in service.deps, above the storage layer it needs."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ from typing import Annotated
 from fastapi import Depends, Header, Request
 
 from service.core.config import Settings
-from service.storage import Database
 
 
 # async on purpose: FastAPI runs a plain `def` dependency in the thread pool, and a
@@ -16,12 +16,7 @@ async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-async def get_database(request: Request) -> Database:
-    return request.app.state.database
-
-
 SettingsDep = Annotated[Settings, Depends(get_settings)]
-DatabaseDep = Annotated[Database, Depends(get_database)]
 IdempotencyKey = Annotated[
     str | None,
     Header(

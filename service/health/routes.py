@@ -4,8 +4,8 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
-from service.core.deps import DatabaseDep
 from service.core.migrate import current_revision, head_revision
+from service.deps import DatabaseDep
 
 router = APIRouter(tags=["health"])
 

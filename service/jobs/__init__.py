@@ -1,1 +1,1 @@
-"""Tuning jobs and their studies: submission, listing, cancellation, and the worker claim."""
+"""Tuning jobs: the spec, submission, listing, cancellation, and the worker claim."""

@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from service.client import ApiError, Client
+from service.core.statuses import JobStatus
 
 api_options = [
     click.option(
@@ -141,5 +142,5 @@ def cancel(job_id: int, url: str, token: str | None) -> None:
             job = client.cancel(job_id)
         except ApiError as exc:
             fail(exc)
-    state = "cancelled" if job["status"] == "cancelled" else "cancel requested"
+    state = "cancelled" if job["status"] == JobStatus.CANCELLED else "cancel requested"
     click.echo(f"job {job_id}: {state}")

@@ -15,17 +15,14 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from service.core.db import Base, JSONType, NonFiniteFloat, UTCDateTime, utcnow
-from service.sweeps.models import SweepRow  # noqa: F401  (jobs.sweep_id's target table)
-
-JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
-STUDY_STATUSES = ("pending", "running", "done")
+from service.core.db import Base, JSONType, UTCDateTime, utcnow
+from service.core.statuses import JobStatus, status_check
 
 
 class JobRow(Base):
     __tablename__ = "jobs"
     __table_args__ = (
-        CheckConstraint(f"status IN {JOB_STATUSES}", name="status"),
+        CheckConstraint(status_check(JobStatus), name="status"),
         # owner_scope is the owning token's id, or 0 for anonymous loopback use, so
         # the key is unique per owner (a NULL owner would escape a unique index).
         UniqueConstraint("owner_scope", "idempotency_key"),
@@ -35,7 +32,7 @@ class JobRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     task: Mapped[str] = mapped_column(String(100), index=True)
     spec: Mapped[dict[str, Any]] = mapped_column(JSONType)
-    status: Mapped[str] = mapped_column(String(16), default="queued")
+    status: Mapped[str] = mapped_column(String(16), default=JobStatus.QUEUED)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     trials_total: Mapped[int] = mapped_column(Integer, default=0)
     trials_done: Mapped[int] = mapped_column(Integer, default=0)
@@ -62,22 +59,3 @@ class JobRow(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
-
-
-class StudyRow(Base):
-    __tablename__ = "studies"
-    __table_args__ = (
-        UniqueConstraint("job_id", "batch_size", "optimizer"),
-        CheckConstraint(f"status IN {STUDY_STATUSES}", name="status"),
-    )
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
-    batch_size: Mapped[int] = mapped_column(Integer)
-    optimizer: Mapped[str] = mapped_column(String(50))
-    status: Mapped[str] = mapped_column(String(16), default="pending")
-    trials_total: Mapped[int] = mapped_column(Integer, default=0)
-    trials_done: Mapped[int] = mapped_column(Integer, default=0)
-    best_trial_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    best_metric: Mapped[float | None] = mapped_column(NonFiniteFloat, nullable=True)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -10,17 +10,17 @@ from sqlalchemy.orm import Session
 
 from service.core.db import utcnow
 from service.core.errors import Conflict, NotFound
-from service.core.types import JSONFloat, Record
-from service.jobs.models import JOB_STATUSES, JobRow, StudyRow
-
-TERMINAL = ("succeeded", "failed", "cancelled")
+from service.core.statuses import JOB_TERMINAL, JobStatus
+from service.core.types import Record
+from service.jobs.models import JobRow
+from service.jobs.spec import JobSpec
 
 
 class Job(Record):
     id: int
     task: str
-    spec: dict[str, Any]
-    status: str
+    spec: JobSpec
+    status: JobStatus
     error: str | None
     trials_total: int
     trials_done: int
@@ -38,25 +38,13 @@ class Job(Record):
     started_at: datetime | None
     finished_at: datetime | None
 
-    @computed_field
+    @computed_field  # type: ignore[prop-decorator]  # pydantic's advice for mypy
     @property
     def progress(self) -> float:
         """Fraction of the job's trials that have finished (0 to 1)."""
         if self.trials_total <= 0:
-            return 1.0 if self.status == "succeeded" else 0.0
+            return 1.0 if self.status == JobStatus.SUCCEEDED else 0.0
         return min(1.0, self.trials_done / self.trials_total)
-
-
-class Study(Record):
-    id: int
-    job_id: int
-    batch_size: int
-    optimizer: str
-    status: str
-    trials_total: int
-    trials_done: int
-    best_trial_id: int | None
-    best_metric: JSONFloat | None
 
 
 class LeaseLost(Conflict):
@@ -70,19 +58,18 @@ class JobRepository:
     # --- API side ---------------------------------------------------------------
     def create(
         self,
+        spec: JobSpec,
         *,
-        task: str,
-        spec: dict[str, Any],
-        trials_total: int,
         owner_token_id: int | None = None,
         idempotency_key: str | None = None,
         request_hash: str | None = None,
         sweep_id: int | None = None,
     ) -> Job:
+        """Store a job as given: service.jobs.service.create_job checks it first."""
         row = JobRow(
-            task=task,
-            spec=spec,
-            trials_total=trials_total,
+            task=spec.task,
+            spec=spec.model_dump(mode="json"),
+            trials_total=spec.trials_total(),
             owner_token_id=owner_token_id,
             owner_scope=owner_token_id or 0,
             idempotency_key=idempotency_key,
@@ -115,7 +102,7 @@ class JobRepository:
     def list(
         self,
         *,
-        status: str | None = None,
+        status: JobStatus | None = None,
         task: str | None = None,
         sweep_id: int | None = None,
         owner_token_id: int | None = None,
@@ -141,19 +128,19 @@ class JobRepository:
         row = self.session.get(JobRow, job_id, with_for_update=True)
         if row is None:
             raise NotFound(f"no job {job_id}", field="id", value=job_id)
-        if row.status in TERMINAL:
+        if row.status in JOB_TERMINAL:
             raise Conflict(
                 f"job {job_id} has already {row.status}", field="status", value=row.status
             )
-        if row.status == "queued":
-            row.status = "cancelled"
+        if row.status == JobStatus.QUEUED:
+            row.status = JobStatus.CANCELLED
             row.finished_at = utcnow()
         row.cancel_requested = True
         self.session.flush()
         return Job.model_validate(row)
 
     def counts_by_status(self) -> dict[str, int]:
-        counts = dict.fromkeys(JOB_STATUSES, 0)
+        counts = {status.value: 0 for status in JobStatus}
         for status, n in self.session.execute(
             select(JobRow.status, func.count()).group_by(JobRow.status)
         ):
@@ -182,8 +169,8 @@ class JobRepository:
         """
         now = now or utcnow()
         claimable = or_(
-            JobRow.status == "queued",
-            (JobRow.status == "running") & (JobRow.lease_expires_at < now),
+            JobRow.status == JobStatus.QUEUED,
+            (JobRow.status == JobStatus.RUNNING) & (JobRow.lease_expires_at < now),
         )
         if job_id is not None:
             claimable = claimable & (JobRow.id == job_id)
@@ -199,14 +186,14 @@ class JobRepository:
                 return None
             if row.cancel_requested:
                 # Its worker died after a cancel request: nothing is left to stop.
-                row.status, row.finished_at, row.lease_owner = "cancelled", now, None
+                row.status, row.finished_at, row.lease_owner = JobStatus.CANCELLED, now, None
                 self.session.flush()
                 continue
             reason = "its worker stopped renewing the lease"
-            if row.status == "running" and self._abandon(row, max_abandoned, reason, now):
+            if row.status == JobStatus.RUNNING and self._abandon(row, max_abandoned, reason, now):
                 self.session.flush()
                 continue
-            row.status = "running"
+            row.status = JobStatus.RUNNING
             row.lease_owner = worker
             row.lease_expires_at = now + timedelta(seconds=lease_seconds)
             row.heartbeat_at = now
@@ -219,7 +206,7 @@ class JobRepository:
         row = self.session.get(JobRow, job_id, with_for_update=True)
         if row is None:
             raise NotFound(f"no job {job_id}", field="id", value=job_id)
-        if row.lease_owner != worker or row.status != "running":
+        if row.lease_owner != worker or row.status != JobStatus.RUNNING:
             raise LeaseLost(
                 f"worker {worker!r} no longer holds job {job_id} "
                 f"(owner {row.lease_owner!r}, status {row.status})"
@@ -238,7 +225,7 @@ class JobRepository:
     def release(self, job_id: int, worker: str) -> Job:
         """Give the job back to the queue (a clean worker shutdown)."""
         row = self._owned(job_id, worker)
-        row.status, row.lease_owner, row.lease_expires_at = "queued", None, None
+        row.status, row.lease_owner, row.lease_expires_at = JobStatus.QUEUED, None, None
         self.session.flush()
         return Job.model_validate(row)
 
@@ -247,7 +234,7 @@ class JobRepository:
         queue it again at once, or fail it once abandoned ``max_abandoned`` times."""
         row = self._owned(job_id, worker)
         if not self._abandon(row, max_abandoned, reason, utcnow()):
-            row.status = "queued"
+            row.status = JobStatus.QUEUED
         self.session.flush()
         return Job.model_validate(row)
 
@@ -257,12 +244,12 @@ class JobRepository:
         row.lease_owner, row.lease_expires_at = None, None
         if max_abandoned is None or row.abandoned < max_abandoned:
             return False
-        row.status, row.finished_at = "failed", now
+        row.status, row.finished_at = JobStatus.FAILED, now
         row.error = f"abandoned {row.abandoned} times, the last: {reason}"
         return True
 
-    def finish(self, job_id: int, worker: str, status: str, error: str | None = None) -> Job:
-        if status not in TERMINAL:
+    def finish(self, job_id: int, worker: str, status: JobStatus, error: str | None = None) -> Job:
+        if status not in JOB_TERMINAL:
             raise ValueError(f"Invalid final status: {status!r}")
         row = self._owned(job_id, worker)
         row.status, row.error, row.finished_at = status, error, utcnow()
@@ -275,57 +262,3 @@ class JobRepository:
         if trials_total is not None:
             values["trials_total"] = trials_total
         self.session.execute(update(JobRow).where(JobRow.id == job_id).values(**values))
-
-
-class StudyRepository:
-    def __init__(self, session: Session) -> None:
-        self.session = session
-
-    def ensure(self, job_id: int, batch_size: int, optimizer: str, trials_total: int) -> Study:
-        row = self.session.scalar(
-            select(StudyRow).where(
-                StudyRow.job_id == job_id,
-                StudyRow.batch_size == batch_size,
-                StudyRow.optimizer == optimizer,
-            )
-        )
-        if row is None:
-            row = StudyRow(
-                job_id=job_id, batch_size=batch_size, optimizer=optimizer, trials_total=trials_total
-            )
-            self.session.add(row)
-            self.session.flush()
-        return Study.model_validate(row)
-
-    def get(self, study_id: int) -> Study | None:
-        row = self.session.get(StudyRow, study_id)
-        return None if row is None else Study.model_validate(row)
-
-    def for_job(self, job_id: int) -> list[Study]:
-        rows = self.session.scalars(
-            select(StudyRow)
-            .where(StudyRow.job_id == job_id)
-            .order_by(StudyRow.batch_size, StudyRow.optimizer)
-        )
-        return [Study.model_validate(r) for r in rows]
-
-    def update(
-        self,
-        study_id: int,
-        *,
-        status: str | None = None,
-        trials_done: int | None = None,
-        best_trial_id: int | None = None,
-        best_metric: float | None = None,
-    ) -> Study:
-        row = self.session.get(StudyRow, study_id)
-        if row is None:
-            raise NotFound(f"no study {study_id}", field="id", value=study_id)
-        if status is not None:
-            row.status = status
-        if trials_done is not None:
-            row.trials_done = trials_done
-        if best_trial_id is not None:
-            row.best_trial_id, row.best_metric = best_trial_id, best_metric
-        self.session.flush()
-        return Study.model_validate(row)

@@ -5,19 +5,20 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Path, Query, Response, status
 
 from service.auth.dependencies import Reader, Writer
-from service.core.deps import DatabaseDep, IdempotencyKey
+from service.core.deps import IdempotencyKey
 from service.core.problems import PROBLEM_RESPONSES
+from service.core.statuses import JobStatus, TrialStatus
+from service.deps import DatabaseDep
 from service.jobs import service
 from service.jobs.repository import Job
-from service.jobs.schemas import JobDetail, JobPage, JobSpec, job_detail
+from service.jobs.schemas import JobDetail, JobPage, job_detail
+from service.jobs.spec import JobSpec
 from service.trials.repository import SORTABLE
 from service.trials.schemas import TrialPage
 
 router = APIRouter(prefix="/jobs", tags=["jobs"], responses=PROBLEM_RESPONSES)
 
 JobId = Annotated[int, Path(ge=1, le=2**31 - 1)]
-Status = Literal["queued", "running", "succeeded", "failed", "cancelled"]
-TrialStatus = Literal["running", "completed", "pruned", "diverged", "failed"]
 Limit = Annotated[int, Query(ge=1, le=500)]
 Offset = Annotated[int, Query(ge=0, le=10_000_000)]
 
@@ -53,7 +54,7 @@ def create_job(
 def list_jobs(
     database: DatabaseDep,
     principal: Reader,
-    status: Status | None = None,
+    status: JobStatus | None = None,
     task: Annotated[str | None, Query(max_length=100)] = None,
     sweep_id: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
     limit: Limit = 50,

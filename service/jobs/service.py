@@ -1,14 +1,37 @@
-"""Job submission: a spec is checked against the catalogue the workers published."""
+"""Job creation: every job, whether from POST /jobs, a sweep, `alto tune`, `alto serve --demo`
+or `alto report run`, is checked against the catalogue the workers published and stored
+through `create_job`. Free of request plumbing, so workers may call it too."""
 
 from __future__ import annotations
 
-from service.auth.dependencies import Principal
+from service.auth.principal import Principal
 from service.core.errors import NotFound
 from service.core.idempotency import replay, request_hash
 from service.jobs.repository import Job
-from service.jobs.schemas import JobSpec
+from service.jobs.spec import JobSpec
 from service.jobs.validation import validate_spec
 from service.storage import Database, UnitOfWork
+
+
+def create_job(
+    uow: UnitOfWork,
+    spec: JobSpec,
+    *,
+    owner_token_id: int | None = None,
+    idempotency_key: str | None = None,
+    request_hash: str | None = None,
+    sweep_id: int | None = None,
+) -> Job:
+    """Check the spec against the published catalogue (InvalidInput naming the field) and
+    queue the job, in the caller's unit of work."""
+    validate_spec(uow, spec)
+    return uow.jobs.create(
+        spec,
+        owner_token_id=owner_token_id,
+        idempotency_key=idempotency_key,
+        request_hash=request_hash,
+        sweep_id=sweep_id,
+    )
 
 
 def submit(
@@ -22,11 +45,9 @@ def submit(
             job = replay(found, digest, idempotency_key)
             if job is not None:
                 return job, False
-        validate_spec(uow, spec)
-        job = uow.jobs.create(
-            task=spec.task,
-            spec=spec.model_dump(mode="json"),
-            trials_total=spec.trials_total(),
+        job = create_job(
+            uow,
+            spec,
             owner_token_id=principal.token_id,
             idempotency_key=idempotency_key,
             request_hash=digest,

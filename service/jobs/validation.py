@@ -1,19 +1,21 @@
-"""A job spec checked against the catalogue the workers published: one check for every way
-a job is created (POST /jobs, POST /sweeps, `alto report run`), free of request plumbing so
-workers may call it too."""
+"""A job spec checked against the catalogue the workers published: the check create_job
+makes before storing any job, and the one a sweep runs over all of its jobs at once."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 from service.catalogue.repository import OptimizerInfo, TaskInfo
 from service.catalogue.service import require_batch_size, require_optimizer, require_task
 from service.core.errors import InvalidInput
-from service.jobs.schemas import JobSpec
+from service.jobs.spec import ArmSpec, JobSpec, SearchRange
 from service.storage import UnitOfWork
 
 
-def _stability_errors(arm_index: int, opt: OptimizerInfo, spec_arm) -> Iterator[InvalidInput]:
+def _stability_errors(
+    arm_index: int, opt: OptimizerInfo, spec_arm: ArmSpec
+) -> Iterator[InvalidInput]:
     """Every (alpha, beta1) the ranges allow must satisfy |alpha (1 - beta1)| < 1."""
     if "alpha" not in opt.searched:
         return
@@ -42,7 +44,7 @@ def _stability_errors(arm_index: int, opt: OptimizerInfo, spec_arm) -> Iterator[
         )
 
 
-def _bounds(r) -> tuple[float, float]:
+def _bounds(r: SearchRange | dict[str, Any]) -> tuple[float, float]:
     if isinstance(r, dict):
         return float(r["low"]), float(r["high"])
     return r.low, r.high

@@ -5,8 +5,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 
 from service.auth.dependencies import Reader
-from service.core.deps import DatabaseDep
 from service.core.problems import PROBLEM_RESPONSES
+from service.deps import DatabaseDep
 from service.recommendations.repository import Recommendation
 from service.recommendations.service import Answer, Overview, overview, recommend
 

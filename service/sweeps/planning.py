@@ -4,7 +4,8 @@ and for `alto report run`, which queues sweeps without an HTTP request."""
 from __future__ import annotations
 
 from service.core.errors import InvalidInput, InvalidInputs
-from service.jobs.schemas import JobSpec
+from service.jobs.service import create_job
+from service.jobs.spec import JobSpec
 from service.jobs.validation import spec_errors
 from service.storage import UnitOfWork
 from service.sweeps.repository import Sweep
@@ -51,11 +52,5 @@ def queue(
         request_hash=request_hash,
     )
     for job_spec in jobs:
-        uow.jobs.create(
-            task=job_spec.task,
-            spec=job_spec.model_dump(mode="json"),
-            trials_total=job_spec.trials_total(),
-            owner_token_id=owner_token_id,
-            sweep_id=sweep.id,
-        )
+        create_job(uow, job_spec, owner_token_id=owner_token_id, sweep_id=sweep.id)
     return sweep

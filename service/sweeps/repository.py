@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import builtins
 from datetime import datetime
 from typing import Any
 
@@ -9,8 +10,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from service.core.errors import Conflict
+from service.core.statuses import JobStatus
 from service.core.types import Record
-from service.jobs.models import JOB_STATUSES, JobRow
+from service.jobs.models import JobRow
 from service.jobs.repository import Job
 from service.sweeps.models import SweepRow
 
@@ -32,7 +34,7 @@ class SweepTotals(Record):
     trials_done: int
     trials_total: int
 
-    @computed_field
+    @computed_field  # type: ignore[prop-decorator]  # pydantic's advice for mypy
     @property
     def progress(self) -> float:
         """Fraction of the sweep's trials that have finished (0 to 1)."""
@@ -98,17 +100,18 @@ class SweepRepository:
         rows = self.session.scalars(query.order_by(SweepRow.id.desc()).limit(limit).offset(offset))
         return [Sweep.model_validate(r) for r in rows], total
 
-    def jobs(self, sweep_id: int) -> list[Job]:
+    # builtins.list: inside the class, `list` is the method above.
+    def jobs(self, sweep_id: int) -> builtins.list[Job]:
         """A sweep's jobs in the order they were expanded (a sweep is capped in size)."""
         rows = self.session.scalars(
             select(JobRow).where(JobRow.sweep_id == sweep_id).order_by(JobRow.id)
         )
         return [Job.model_validate(r) for r in rows]
 
-    def totals(self, sweep_ids: list[int]) -> dict[int, SweepTotals]:
+    def totals(self, sweep_ids: builtins.list[int]) -> dict[int, SweepTotals]:
         """Totals of several sweeps in one grouped query (a page of the sweep list)."""
         acc: dict[int, dict[str, Any]] = {
-            i: {"jobs": 0, "by_status": dict.fromkeys(JOB_STATUSES, 0), "done": 0, "total": 0}
+            i: {"jobs": 0, "by_status": {s.value: 0 for s in JobStatus}, "done": 0, "total": 0}
             for i in sweep_ids
         }
         if sweep_ids:
@@ -124,6 +127,7 @@ class SweepRepository:
                 .group_by(JobRow.sweep_id, JobRow.status)
             )
             for sweep_id, status, n, done, total in rows:
+                assert sweep_id is not None  # the query keeps only these sweeps' jobs
                 a = acc[sweep_id]
                 a["jobs"] += n
                 a["by_status"][status] = n

@@ -5,8 +5,9 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Response, status
 
 from service.auth.dependencies import Reader, Writer
-from service.core.deps import DatabaseDep, IdempotencyKey
+from service.core.deps import IdempotencyKey
 from service.core.problems import PROBLEM_RESPONSES
+from service.deps import DatabaseDep
 from service.sweeps import service
 from service.sweeps.schemas import SweepDetail, SweepPage, SweepSpec
 

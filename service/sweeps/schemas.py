@@ -28,7 +28,8 @@ from pydantic import (
 
 from service.core.errors import InvalidInput
 from service.jobs.repository import Job
-from service.jobs.schemas import ArmSpec, BatchSize, JobSpec, Page
+from service.jobs.schemas import Page
+from service.jobs.spec import DEFAULT_OPTIMIZERS, ArmSpec, BatchSize, JobSpec
 from service.sweeps.repository import Sweep, SweepTotals
 
 MAX_JOBS = 256
@@ -45,11 +46,13 @@ def _job_field(name: str) -> tuple[Any, Any]:
     return info.annotation, info
 
 
+# Any: the fields are unpacked beside create_model's own keyword arguments.
+_SHARED: dict[str, Any] = {_SHORT.get(n, n): _job_field(n) for n in _JOB_FIELDS if n not in _AXES}
 SweepDefaults = create_model(
     "SweepDefaults",
     __config__=ConfigDict(extra="forbid", strict=True),
     __doc__="The job spec fields every job of the sweep shares (see POST /jobs).",
-    **{_SHORT.get(n, n): _job_field(n) for n in _JOB_FIELDS if n not in _AXES},
+    **_SHARED,
 )
 
 
@@ -95,18 +98,18 @@ class SweepSpec(BaseModel):
     )
 
     name: str = Field(min_length=1, max_length=200)
-    defaults: SweepDefaults = Field(default_factory=SweepDefaults)  # type: ignore[valid-type]
+    defaults: SweepDefaults = Field(default_factory=SweepDefaults)
     tasks: list[Annotated[str, Field(min_length=1, max_length=100)]] = Field(
         min_length=1, max_length=32
     )
     batch_sizes: list[BatchSize] = Field(min_length=1, max_length=32)
     optimizers: list[Annotated[str, Field(min_length=1, max_length=50)] | ArmSpec] = Field(
-        default_factory=lambda: ["alto", "lamb"],
+        default_factory=lambda: list[str | ArmSpec](DEFAULT_OPTIMIZERS),
         min_length=1,
         max_length=8,
         description="Optimizer arms, by name or as full arm objects of a job spec.",
     )
-    budgets: list[Budget] | None = Field(  # type: ignore[valid-type]
+    budgets: list[Budget] | None = Field(
         None, min_length=1, max_length=16, description="Default: one budget, the defaults."
     )
     group_batch_sizes: bool = Field(

@@ -3,10 +3,10 @@ sweep and all its jobs are created in one unit of work, so a sweep is never half
 
 from __future__ import annotations
 
-from service.auth.dependencies import Principal
+from service.auth.principal import Principal
 from service.core.errors import Conflict, NotFound
 from service.core.idempotency import replay, request_hash
-from service.jobs.repository import TERMINAL
+from service.core.statuses import JOB_TERMINAL
 from service.storage import Database, UnitOfWork
 from service.sweeps.planning import plan, queue
 from service.sweeps.repository import Sweep
@@ -61,7 +61,7 @@ def cancel(database: Database, sweep_id: int, principal: Principal) -> SweepDeta
     """Cancel every job of the sweep that has not finished."""
     with database.unit_of_work(write=True) as uow:
         sweep = visible_sweep(uow, sweep_id, principal)
-        open_jobs = [j for j in uow.sweeps.jobs(sweep_id) if j.status not in TERMINAL]
+        open_jobs = [j for j in uow.sweeps.jobs(sweep_id) if j.status not in JOB_TERMINAL]
         if not open_jobs:
             raise Conflict(
                 f"sweep {sweep_id} has no queued or running jobs left",

@@ -16,15 +16,14 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from service.core.db import Base, JSONType, NonFiniteFloat, UTCDateTime, utcnow
-
-TRIAL_STATUSES = ("running", "completed", "pruned", "diverged", "failed")
+from service.core.statuses import TrialStatus, status_check
 
 
 class TrialRow(Base):
     __tablename__ = "trials"
     __table_args__ = (
         UniqueConstraint("study_id", "number"),
-        CheckConstraint(f"status IN {TRIAL_STATUSES}", name="status"),
+        CheckConstraint(status_check(TrialStatus), name="status"),
         Index("ix_trials_job_status", "job_id", "status"),
     )
 
@@ -37,7 +36,7 @@ class TrialRow(Base):
     alpha: Mapped[float | None] = mapped_column(NonFiniteFloat, nullable=True)
     beta1: Mapped[float | None] = mapped_column(NonFiniteFloat, nullable=True)
     lr: Mapped[float | None] = mapped_column(NonFiniteFloat, nullable=True)
-    status: Mapped[str] = mapped_column(String(16), default="running")
+    status: Mapped[str] = mapped_column(String(16), default=TrialStatus.RUNNING)
     final_metric: Mapped[float | None] = mapped_column(NonFiniteFloat, nullable=True)
     best_metric: Mapped[float | None] = mapped_column(NonFiniteFloat, nullable=True)
     epochs_run: Mapped[int] = mapped_column(Integer, default=0)

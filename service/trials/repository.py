@@ -7,6 +7,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from service.core.errors import NotFound
+from service.core.statuses import TrialStatus
 from service.core.types import JSONFloat, Record
 from service.trials.models import TrialEpochRow, TrialFlatnessRow, TrialRow
 
@@ -38,7 +39,7 @@ class Trial(Record):
     alpha: JSONFloat | None
     beta1: JSONFloat | None
     lr: JSONFloat | None
-    status: str
+    status: TrialStatus
     final_metric: JSONFloat | None
     best_metric: JSONFloat | None
     epochs_run: int
@@ -137,7 +138,7 @@ class TrialRepository:
         self,
         job_id: int,
         *,
-        status: str | None = None,
+        status: TrialStatus | None = None,
         study_id: int | None = None,
         sort: str = "number",
         order: Literal["asc", "desc"] = "asc",

@@ -2,15 +2,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path
 
 from service.auth.dependencies import Reader
-from service.core.deps import DatabaseDep
 from service.core.errors import NotFound
 from service.core.problems import PROBLEM_RESPONSES
+from service.deps import DatabaseDep
 from service.jobs.service import visible_job
 from service.trials.repository import TrialDetail
-from service.trials.service import StudySummary, study_summary
 
 router = APIRouter(prefix="/trials", tags=["trials"], responses=PROBLEM_RESPONSES)
 
@@ -26,19 +25,3 @@ def get_trial(
             raise NotFound(f"no trial {trial_id}", field="path.trial_id", value=trial_id)
         visible_job(uow, trial.job_id, principal)
         return trial
-
-
-studies_router = APIRouter(prefix="/studies", tags=["studies"], responses=PROBLEM_RESPONSES)
-
-
-@studies_router.get("/{study_id}/summary", response_model=StudySummary)
-def get_study_summary(
-    study_id: Annotated[int, Path(ge=1, le=2**31 - 1)],
-    database: DatabaseDep,
-    principal: Reader,
-    max_points: Annotated[int, Query(ge=10, le=20_000)] = 2000,
-) -> StudySummary:
-    """A study aggregated for charts: optimisation history, a sample for parallel
-    coordinates, trial counts, and the flatness of each arm's best trial at its batch size."""
-    with database.unit_of_work() as uow:
-        return study_summary(uow, study_id, principal, max_points)

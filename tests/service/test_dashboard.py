@@ -126,7 +126,7 @@ def test_submit_and_cancel_through_the_jobs_page(page, server):
     expect(page.locator("#submit-result")).to_contain_text("queued: 12 trials")
     with server.database.unit_of_work() as uow:
         (job,), _ = uow.jobs.list(status="queued")
-    assert job.spec["batch_sizes"] == [64, 128] and job.spec["trials_per_study"] == 3
+    assert job.spec.batch_sizes == [64, 128] and job.spec.trials_per_study == 3
     row = page.locator(f"#jobs tbody tr[data-job-id='{job.id}']")
     expect(row).to_contain_text("queued")
     page.screenshot(path=SHOTS / "jobs.png", full_page=True)

@@ -9,9 +9,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import text
 
-import service.storage  # noqa: F401  (registers every model)
 from service.core.db import Base, make_engine
 from service.core.migrate import current_revision, downgrade, head_revision, upgrade
+from service.jobs.spec import JobSpec
 from service.storage import Database
 
 
@@ -24,7 +24,8 @@ def test_upgrade_from_first_revision_keeps_data(database_url):
             text(
                 "INSERT INTO jobs (task, spec, status, trials_total, trials_done, attempts, "
                 "cancel_requested, owner_scope, created_at, updated_at) VALUES ('digits-mlp', "
-                "'{\"task\": \"digits-mlp\"}', 'queued', 4, 0, 0, false, 0, :now, :now)"
+                '\'{"task": "digits-mlp", "batch_sizes": [32]}\', \'queued\', 4, 0, 0, '
+                "false, 0, :now, :now)"
             ),
             {"now": "2026-01-01 00:00:00"},
         )
@@ -46,7 +47,9 @@ def test_upgrade_from_first_revision_keeps_data(database_url):
         assert current_revision(db.engine) == head_revision()
         with db.unit_of_work(write=True) as uow:
             (job,), _ = uow.jobs.list()
-            assert job.task == "digits-mlp" and job.spec == {"task": "digits-mlp"}
+            assert job.task == "digits-mlp" and job.spec == JobSpec(
+                task="digits-mlp", batch_sizes=[32]
+            )
             assert job.sweep_id is None
             assert [s.optimizer for s in uow.studies.for_job(job.id)] == ["lamb"]
             study = uow.studies.ensure(job.id, 64, "alto", 1)
@@ -83,7 +86,7 @@ def test_sweeps_downgrade_and_upgrade_again(database_url):
     try:
         with db.unit_of_work(write=True) as uow:
             sweep = uow.sweeps.create(name="s", spec={})
-            job = uow.jobs.create(task="digits-mlp", spec={}, trials_total=1, sweep_id=sweep.id)
+            job = uow.jobs.create(JobSpec(task="digits-mlp", batch_sizes=[64]), sweep_id=sweep.id)
             uow.studies.ensure(job.id, 64, "alto", 1)
     finally:
         db.dispose()

@@ -14,14 +14,18 @@ from sqlalchemy import text
 from service.core.db import utcnow
 from service.core.errors import Conflict, NotFound
 from service.jobs.repository import Job, LeaseLost
+from service.jobs.spec import ArmSpec, JobSpec
 from tests.service.catalogue import OPTIMIZERS, TASKS, publish
 
-SPEC = {"task": "digits-mlp", "batch_sizes": [64]}
+# One study of four trials: trials_total is the spec's own count.
+SPEC = JobSpec(
+    task="digits-mlp", batch_sizes=[64], arms=[ArmSpec(optimizer="alto")], trials_per_study=4
+)
 
 
 def _job(database, **kwargs) -> Job:
     with database.unit_of_work(write=True) as uow:
-        return uow.jobs.create(task="digits-mlp", spec=SPEC, trials_total=4, **kwargs)
+        return uow.jobs.create(SPEC, **kwargs)
 
 
 def test_job_round_trip_returns_frozen_records(database):
@@ -49,7 +53,7 @@ def test_list_filters_and_pages(database):
 
 def test_unit_of_work_rolls_back_on_error(database):
     with pytest.raises(RuntimeError), database.unit_of_work(write=True) as uow:
-        uow.jobs.create(task="digits-mlp", spec=SPEC, trials_total=1)
+        uow.jobs.create(SPEC)
         raise RuntimeError("boom")
     with database.unit_of_work() as uow:
         assert uow.jobs.list()[1] == 0
@@ -366,11 +370,8 @@ def test_sweep_groups_its_jobs_with_totals_and_owner_scope(database):
         _, alice = uow.tokens.create("alice")
         sweep = uow.sweeps.create(name="s", spec={"tasks": ["digits-mlp"]}, owner_token_id=alice.id)
         other = uow.sweeps.create(name="t", spec={})
-        jobs = [
-            uow.jobs.create(task="digits-mlp", spec=SPEC, trials_total=4, sweep_id=sweep.id)
-            for _ in range(3)
-        ]
-        uow.jobs.create(task="digits-mlp", spec=SPEC, trials_total=4)  # in no sweep
+        jobs = [uow.jobs.create(SPEC, sweep_id=sweep.id) for _ in range(3)]
+        uow.jobs.create(SPEC)  # in no sweep
         uow.jobs.request_cancel(jobs[0].id)
         uow.jobs.set_progress(jobs[1].id, 3)
     with database.unit_of_work() as uow:

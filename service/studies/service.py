@@ -8,15 +8,15 @@ import random
 
 from pydantic import BaseModel
 
-from service.auth.dependencies import Principal
+from service.auth.principal import Principal
 from service.core.errors import NotFound
+from service.core.statuses import TRIAL_FINISHED
 from service.core.types import JSONFloat
-from service.jobs.repository import Job, Study
+from service.jobs.repository import Job
 from service.jobs.service import visible_job
 from service.storage import UnitOfWork
+from service.studies.repository import Study
 from service.trials.repository import Flatness
-
-FINISHED = ("completed", "pruned", "diverged")
 
 
 class History(BaseModel):
@@ -80,7 +80,7 @@ def study_summary(
         counts[status] = counts.get(status, 0) + 1
 
     # Optimisation history: every finished trial's metric and the best so far.
-    done = [p for p in points if p[2] in FINISHED]
+    done = [p for p in points if p[2] in TRIAL_FINISHED]
     best, best_curve, improvements = None, [], set()
     for i, p in enumerate(done):
         value = p[3]

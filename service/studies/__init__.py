@@ -1,0 +1,1 @@
+"""Studies: one per (job, batch size, optimizer arm), each an Optuna study run through Ray Tune."""
