@@ -4,8 +4,28 @@ from __future__ import annotations
 
 from alembic import context
 
-import service.storage  # noqa: F401  (imports every model, filling Base.metadata)
+# Every table's model, named here so that Base.metadata holds the whole schema.
+from service.auth.models import TokenRow
+from service.catalogue.models import OptimizerRow, TaskRow
 from service.core.db import Base, make_engine
+from service.jobs.models import JobRow
+from service.recommendations.models import RecommendationRow
+from service.studies.models import StudyRow
+from service.sweeps.models import SweepRow
+from service.trials.models import TrialEpochRow, TrialFlatnessRow, TrialRow
+
+MODELS = (
+    TokenRow,
+    TaskRow,
+    OptimizerRow,
+    SweepRow,
+    JobRow,
+    StudyRow,
+    TrialRow,
+    TrialEpochRow,
+    TrialFlatnessRow,
+    RecommendationRow,
+)
 
 config = context.config
 target_metadata = Base.metadata

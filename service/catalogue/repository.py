@@ -4,6 +4,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from service.catalogue.models import OptimizerRow, TaskRow
@@ -60,21 +61,21 @@ class CatalogueRepository:
         if not rows:
             return
         dialect = self.session.get_bind().dialect.name
+        statement: postgresql.Insert | sqlite.Insert
         if dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert
+            statement = postgresql.insert(model).values(rows)
         elif dialect == "sqlite":
-            from sqlalchemy.dialects.sqlite import insert
+            statement = sqlite.insert(model).values(rows)
         else:  # no portable upsert: one writer at a time is the database's to ensure
             for row in rows:
                 self.session.merge(model(**row))
             self.session.flush()
             return
-        statement = insert(model).values(rows)
-        statement = statement.on_conflict_do_update(
+        upsert = statement.on_conflict_do_update(
             index_elements=["name"],
             set_={column: statement.excluded[column] for column in rows[0] if column != "name"},
         )
-        self.session.execute(statement)
+        self.session.execute(upsert)
 
     def tasks(self) -> list[TaskInfo]:
         rows = self.session.scalars(select(TaskRow).order_by(TaskRow.name))
