@@ -10,10 +10,11 @@ from sqlalchemy.orm import Session
 
 from service.core.db import utcnow
 from service.core.errors import Conflict, NotFound
-from service.core.statuses import JOB_TERMINAL, JobStatus
+from service.core.statuses import JOB_TERMINAL, JobStatus, TrialStatus
 from service.core.types import Record
 from service.jobs.models import JobRow
 from service.jobs.spec import JobSpec
+from service.trials.models import TrialRow
 
 
 class Job(Record):
@@ -256,6 +257,25 @@ class JobRepository:
         row.lease_owner, row.lease_expires_at = None, None
         self.session.flush()
         return Job.model_validate(row)
+
+    def refresh_progress(self, job_id: int, *, more_trials: int = 0) -> None:
+        """Count the job's ended trials (any status but running) as done; ``more_trials``
+        adds to its total (an interrupted trial is counted, and run again as a new one)."""
+        done = (
+            select(func.count())
+            .select_from(TrialRow)
+            .where(TrialRow.job_id == job_id, TrialRow.status != TrialStatus.RUNNING)
+            .scalar_subquery()
+        )
+        self.session.execute(
+            update(JobRow)
+            .where(JobRow.id == job_id)
+            .values(
+                trials_done=done,
+                trials_total=JobRow.trials_total + more_trials,
+                updated_at=utcnow(),
+            )
+        )
 
     def set_progress(self, job_id: int, trials_done: int, trials_total: int | None = None) -> None:
         values: dict[str, Any] = {"trials_done": trials_done, "updated_at": utcnow()}

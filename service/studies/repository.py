@@ -1,12 +1,13 @@
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from service.core.errors import NotFound
-from service.core.statuses import StudyStatus
+from service.core.statuses import StudyStatus, TrialStatus
 from service.core.types import JSONFloat, Record
 from service.studies.models import StudyRow
+from service.trials.models import TrialRow
 
 
 class Study(Record):
@@ -73,3 +74,15 @@ class StudyRepository:
             row.best_trial_id, row.best_metric = best_trial_id, best_metric
         self.session.flush()
         return Study.model_validate(row)
+
+    def refresh_progress(self, study_id: int) -> None:
+        """Count the study's ended trials (any status but running) as done."""
+        done = (
+            select(func.count())
+            .select_from(TrialRow)
+            .where(TrialRow.study_id == study_id, TrialRow.status != TrialStatus.RUNNING)
+            .scalar_subquery()
+        )
+        self.session.execute(
+            update(StudyRow).where(StudyRow.id == study_id).values(trials_done=done)
+        )

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Literal
 
@@ -123,6 +124,19 @@ class TrialRepository:
                 "flatness": None if flat is None else Flatness.model_validate(flat),
             }
         )
+
+    def epochs_of(self, trial_ids: Sequence[int]) -> dict[int, list[TrialEpoch]]:
+        """Per-epoch figures of several trials in one query, by trial id, in epoch order."""
+        found: dict[int, list[TrialEpoch]] = {i: [] for i in trial_ids}
+        if trial_ids:
+            rows = self.session.scalars(
+                select(TrialEpochRow)
+                .where(TrialEpochRow.trial_id.in_(trial_ids))
+                .order_by(TrialEpochRow.trial_id, TrialEpochRow.epoch)
+            )
+            for row in rows:
+                found[row.trial_id].append(TrialEpoch.model_validate(row))
+        return found
 
     def flatness(self, trial_id: int) -> Flatness | None:
         row = self.session.get(TrialFlatnessRow, trial_id)

@@ -13,6 +13,7 @@ from sqlalchemy import text
 
 from service.core.db import utcnow
 from service.core.errors import Conflict, NotFound
+from service.core.statuses import TrialStatus
 from service.jobs.repository import Job, LeaseLost
 from service.jobs.spec import ArmSpec, JobSpec
 from tests.service.catalogue import OPTIMIZERS, TASKS, publish
@@ -265,6 +266,27 @@ def test_trials_sort_and_filter(database):
         page, total = uow.trials.for_job(job.id, limit=2, offset=2)
         assert total == 4 and [t.number for t in page] == [2, 3]
         assert uow.trials.counts_for_job(job.id) == {"completed": 3, "pruned": 1}
+
+
+def test_progress_is_counted_from_the_trials(database):
+    job = _job(database)
+    statuses = [TrialStatus.COMPLETED, TrialStatus.FAILED, TrialStatus.RUNNING]
+    with database.unit_of_work(write=True) as uow:
+        study = uow.studies.ensure(job.id, 64, "alto", trials_total=4)
+        trials = [
+            uow.trials.record(study_id=study.id, job_id=job.id, number=n, status=status)
+            for n, status in enumerate(statuses)
+        ]
+        uow.trials.record_epochs(trials[0].id, [{"epoch": 1}, {"epoch": 0, "metric": 0.5}])
+        # An interrupted trial is run again as a new one: one more in the job's total.
+        uow.jobs.refresh_progress(job.id, more_trials=1)
+        uow.studies.refresh_progress(study.id)
+    with database.unit_of_work() as uow:
+        again = uow.jobs.get(job.id)
+        assert (again.trials_done, again.trials_total) == (2, 5)
+        assert uow.studies.get(study.id).trials_done == 2
+        epochs = uow.trials.epochs_of([trials[0].id, trials[1].id])
+        assert [e.epoch for e in epochs[trials[0].id]] == [0, 1] and epochs[trials[1].id] == []
 
 
 def test_recommendations_newest_per_batch_size(database):
