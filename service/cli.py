@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoint, entry_points
 
 import click
 
@@ -26,7 +26,7 @@ ENTRY_POINT_GROUP = "alto.commands"
 class _PluginGroup(click.Group):
     """A click group whose extra subcommands are loaded lazily from entry points."""
 
-    def _plugins(self) -> dict[str, object]:
+    def _plugins(self) -> dict[str, EntryPoint]:
         return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
 
     def list_commands(self, ctx: click.Context) -> list[str]:
@@ -91,7 +91,9 @@ def db_current() -> None:
     show_default=True,
     help="Also run a tuning worker (`alto worker`, local Ray) in its own process.",
 )
-@click.option("--demo", is_flag=True, help="On an empty database, queue a small demo job.")
+@click.option(
+    "--demo", is_flag=True, help="On an empty database, have the worker queue a small demo job."
+)
 def serve(
     host: str | None,
     port: int | None,
@@ -128,10 +130,14 @@ def serve(
                 err=True,
             )
             sys.exit(2)
-    if demo:
-        _queue_demo_job(settings)
+    if demo and not worker:
+        raise click.UsageError(
+            "--demo needs the worker: it queues the job once it has published the "
+            "catalogue that the job is checked against"
+        )
     # The worker is a separate process: the API process never imports torch or ray.
-    child = subprocess.Popen([sys.executable, "-m", "service.cli", "worker"]) if worker else None
+    command = [sys.executable, "-m", "service.cli", "worker"] + (["--queue-demo"] if demo else [])
+    child = subprocess.Popen(command) if worker else None
 
     def stop(signum: int, _frame: object) -> None:
         # uvicorn re-raises the signal that stopped it once it has shut down; ending
@@ -155,33 +161,6 @@ def serve(
                 child.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 child.kill()
-
-
-DEMO_SPEC = {
-    "task": "digits-mlp",
-    "batch_sizes": [32, 512],
-    "arms": [{"optimizer": "alto"}, {"optimizer": "lamb"}],
-    "trials_per_study": 6,
-    "epochs_per_trial": 8,
-}
-
-
-def _queue_demo_job(settings: Settings) -> None:
-    from service.jobs.schemas import JobSpec
-    from service.storage import Database
-
-    database = Database.from_settings(settings)
-    with database.unit_of_work(write=True) as uow:
-        if uow.jobs.list(limit=1)[1] == 0:
-            spec = JobSpec.model_validate(DEMO_SPEC)
-            job = uow.jobs.create(
-                task=spec.task, spec=spec.model_dump(mode="json"), trials_total=spec.trials_total()
-            )
-            click.echo(
-                f"queued demo job {job.id}: {spec.task}, batch sizes "
-                f"{spec.batch_sizes}, {job.trials_total} trials"
-            )
-    database.dispose()
 
 
 main.add_command(token)

@@ -9,6 +9,13 @@ import sys
 import click
 
 from service.core.config import Settings
+from service.core.errors import InvalidInput
+from service.core.statuses import JobStatus
+from service.jobs.repository import Job
+from service.jobs.service import create_job
+from service.jobs.spec import ArmSpec, JobSpec, Resources
+from service.storage import UnitOfWork
+from service.trials.repository import Trial
 
 
 def settings_for(ray_address: str | None) -> Settings:
@@ -30,25 +37,56 @@ def settings_for(ray_address: str | None) -> Settings:
     default=None,
     help="Jobs run at once, each in its own process (default: ALTO_WORKER_CONCURRENT_JOBS, 1).",
 )
+@click.option("--queue-demo", is_flag=True, help="On an empty database, queue a small demo job.")
 def worker(
     ray_address: str | None,
     max_jobs: int | None,
     exit_when_idle: bool,
     worker_id: str | None,
     concurrent_jobs: int | None,
+    queue_demo: bool,
 ) -> None:
     """Claim queued tuning jobs and run them on Ray (local unless --ray-address)."""
-    from workers.dispatcher import Dispatcher
+    from workers.dispatcher import Dispatcher, publish_catalogue
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    done = Dispatcher(
+    dispatcher = Dispatcher(
         settings_for(ray_address),
         worker_id=worker_id,
         max_jobs=max_jobs,
         exit_when_idle=exit_when_idle,
         concurrent_jobs=concurrent_jobs,
-    ).run()
+    )
+    if queue_demo:
+        publish_catalogue(dispatcher.database, dispatcher.worker)
+        with dispatcher.database.unit_of_work(write=True) as uow:
+            if uow.jobs.list(limit=1)[1] == 0:
+                job = _create(uow, DEMO_SPEC)
+                click.echo(
+                    f"queued demo job {job.id}: {job.task}, batch sizes "
+                    f"{job.spec.batch_sizes}, {job.trials_total} trials"
+                )
+    done = dispatcher.run()
     click.echo(f"worker ran {done} job(s)")
+
+
+# What `alto serve --demo` queues on an empty database: a couple of minutes on a laptop.
+DEMO_SPEC = JobSpec(
+    task="digits-mlp",
+    batch_sizes=[32, 512],
+    arms=[ArmSpec(optimizer="alto"), ArmSpec(optimizer="lamb")],
+    trials_per_study=6,
+    epochs_per_trial=8,
+)
+
+
+def _create(uow: UnitOfWork, spec: JobSpec) -> Job:
+    """The job, created as the API creates it; a spec the catalogue refuses is a usage
+    error naming the field (exit status 2), before any Ray starts."""
+    try:
+        return create_job(uow, spec)
+    except InvalidInput as exc:
+        raise click.UsageError(f"{exc.field}: {exc.detail}") from exc
 
 
 def _format(value: float | None, digits: int = 4) -> str:
@@ -101,62 +139,50 @@ def tune(
     from tqdm import tqdm
 
     from service.core.migrate import upgrade
-    from service.jobs.schemas import JobSpec
     from workers.dispatcher import Dispatcher, publish_catalogue
-    from workers.tasks import get_task, registered_tasks
+    from workers.runtime import Runtime
+    from workers.tasks import get_task
 
     logging.basicConfig(level=logging.WARNING)
-    if task not in registered_tasks():
-        raise click.BadParameter(
-            f"unknown task {task!r}; registered: {', '.join(registered_tasks())}",
-            param_hint="--task",
-        )
     try:
         spec = JobSpec(
             task=task,
             batch_sizes=[int(b) for b in batch_sizes.split(",") if b.strip()],
-            arms=[{"optimizer": o.strip()} for o in optimizers.split(",") if o.strip()],
+            arms=[ArmSpec(optimizer=o.strip()) for o in optimizers.split(",") if o.strip()],
             trials_per_study=trials,
             epochs_per_trial=epochs,
             seeds=[int(s) for s in seeds.split(",") if s.strip()],
             reevaluate_top=reevaluate_top,
-            resources={"cpu": cpus_per_trial, "gpu": gpus_per_trial},
+            resources=Resources(cpu=cpus_per_trial, gpu=gpus_per_trial),
             max_concurrent_trials=max_concurrent,
         )
     except (ValidationError, ValueError) as exc:
         raise click.UsageError(str(exc)) from exc
-    spec_task = get_task(task)
-    too_big = [b for b in spec.batch_sizes if b > spec_task.max_batch_size]
-    if too_big:
-        raise click.BadParameter(
-            f"{too_big} above {task}'s maximum {spec_task.max_batch_size}",
-            param_hint="--batch-sizes",
-        )
     settings = settings_for(ray_address)
     upgrade(settings.url)
     dispatcher = Dispatcher(settings, worker_id="alto-tune-cli")
     publish_catalogue(dispatcher.database, dispatcher.worker)
     with dispatcher.database.unit_of_work(write=True) as uow:
-        job = uow.jobs.create(
-            task=task, spec=spec.model_dump(mode="json"), trials_total=spec.trials_total()
-        )
-        job = uow.jobs.claim(dispatcher.worker, settings.lease_seconds, job_id=job.id)
-    from workers import tuning
+        job_id = _create(uow, spec).id
+    claimed = dispatcher.claim(job_id)
+    if claimed is None:
+        raise click.ClickException(f"job {job_id} was taken by another worker")
+    with (
+        Runtime(settings) as runtime,
+        tqdm(total=claimed.trials_total, unit="trial", desc=f"job {job_id}") as bar,
+    ):
 
-    resources = tuning.init_ray(settings.ray_address, settings.ray_num_cpus)
-    with tqdm(total=job.trials_total, unit="trial", desc=f"job {job.id}") as bar:
-
-        def advance(trial) -> None:
+        def advance(trial: Trial) -> None:
             bar.update(1)
             bar.set_postfix_str(f"{trial.status} {_format(trial.final_metric)}")
 
-        outcome = dispatcher.run_job(job, resources.get("CPU"), on_trial_end=advance)
-    tuning.shutdown_ray()
+        outcome = dispatcher.run_job(claimed, runtime, on_trial_end=advance)
     with dispatcher.database.unit_of_work() as uow:
-        recs = uow.recommendations.for_job(job.id)
-        final = uow.jobs.get(job.id)
-    click.echo(f"\njob {job.id} {outcome}" + (f": {final.error}" if final.error else ""))
-    metric = spec_task.metric
+        recs = uow.recommendations.for_job(job_id)
+        final = uow.jobs.get(job_id)
+    error = final.error if final else None
+    click.echo(f"\njob {job_id} {outcome}" + (f": {error}" if error else ""))
+    metric = get_task(task).metric
     click.echo(
         f"{'batch':>6} {'optimizer':<10} {'alpha':>9} {'beta1':>8} {'lr':>9} "
         f"{metric:>11} {'Lamb':>9} {'uplift':>8} {'trials':>6}"
@@ -170,5 +196,5 @@ def tune(
             f"{_format(r.uplift, 3):>8} {r.n_trials:>6}"
         )
     dispatcher.database.dispose()
-    if outcome != "succeeded":
+    if outcome != JobStatus.SUCCEEDED:
         sys.exit(1)

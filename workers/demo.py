@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import click
 import matplotlib
@@ -31,7 +32,7 @@ DEMO_LR = 0.01
 ESCAPE_ALPHAS = (0.0, -20.0, -40.0, -60.0, -80.0, -85.0, -90.0, -92.0, -93.0, -94.0, -95.0)
 ESCAPE_LRS = (0.002, 0.005, 0.01, 0.02, 0.05)
 # Plain Adam as a wide pale band underneath, so it stays visible where E follows it.
-_STYLES = ({"lw": 6, "alpha": 0.45}, {"lw": 1.3}, {"lw": 1.3})
+_STYLES: tuple[dict[str, Any], ...] = ({"lw": 6, "alpha": 0.45}, {"lw": 1.3}, {"lw": 1.3})
 
 
 def adam(lr: float) -> Callable[[list[torch.Tensor]], Optimizer]:

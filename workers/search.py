@@ -12,14 +12,16 @@ Baselines (Lamb, AdamW, ...) search lr only, with the same trial budget.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from alto_core import OPTIMIZERS, recommended_defaults
+from service.jobs.spec import SearchRange
 from workers.tasks import Task
 
 if TYPE_CHECKING:
-    from optuna.distributions import BaseDistribution, FloatDistribution
+    from optuna.distributions import FloatDistribution
 
 C_LIMIT = 0.99
 ONE_MINUS_BETA1 = (1e-3, 0.99)
@@ -32,11 +34,11 @@ def searched(optimizer: str) -> list[str]:
     return ["lr", "alpha", "beta1"] if OPTIMIZERS[optimizer].adaptor else ["lr"]
 
 
-def _dist(r: dict[str, Any] | tuple[float, float], log: bool = False) -> FloatDistribution:
+def _dist(r: SearchRange | tuple[float, float], log: bool = False) -> FloatDistribution:
     from optuna.distributions import FloatDistribution
 
-    if isinstance(r, dict):
-        return FloatDistribution(float(r["low"]), float(r["high"]), log=bool(r.get("log")))
+    if isinstance(r, SearchRange):
+        return FloatDistribution(r.low, r.high, log=r.log)
     return FloatDistribution(float(r[0]), float(r[1]), log=log)
 
 
@@ -44,12 +46,22 @@ def _dist(r: dict[str, Any] | tuple[float, float], log: bool = False) -> FloatDi
 class SearchSpace:
     optimizer: str
     mode: str  # "lr", "c" (beta1 via one_minus_beta1, alpha via c), "c-beta1", "direct"
-    distributions: dict[str, BaseDistribution]
+    distributions: dict[str, FloatDistribution]
     fixed: dict[str, float]
 
     def hyper(self, params: dict[str, float]) -> dict[str, float]:
         """Sampled parameters -> the optimizer's hyperparameters (alto_core vocabulary)."""
-        return to_hyper(self.mode, self.fixed, params)
+        out = {"lr": float(params["lr"]), **self.fixed}
+        if self.mode == "c":
+            omb = float(params["one_minus_beta1"])
+            out["beta1"], out["alpha"] = 1.0 - omb, float(params["c"]) / omb
+        elif self.mode == "c-beta1":
+            out["beta1"] = float(params["beta1"])
+            out["alpha"] = float(params["c"]) / (1.0 - out["beta1"])
+        elif self.mode == "direct":
+            out["alpha"], out["beta1"] = float(params["alpha"]), float(params["beta1"])
+        # 12 significant digits: 1 - 0.99 is 0.010000000000000009 in binary, shown as 0.01.
+        return {k: float(f"{v:.12g}") for k, v in out.items()}
 
     def params(self, hyper: dict[str, float]) -> dict[str, float] | None:
         """The inverse of ``hyper``, clipped into the ranges (for warm starts)."""
@@ -75,22 +87,9 @@ class SearchSpace:
         return out
 
 
-def to_hyper(mode: str, fixed: dict[str, float], params: dict[str, float]) -> dict[str, float]:
-    """What a trial process needs of a space: no Optuna objects cross to it."""
-    out = {"lr": float(params["lr"]), **fixed}
-    if mode == "c":
-        omb = float(params["one_minus_beta1"])
-        out["beta1"], out["alpha"] = 1.0 - omb, float(params["c"]) / omb
-    elif mode == "c-beta1":
-        out["beta1"] = float(params["beta1"])
-        out["alpha"] = float(params["c"]) / (1.0 - out["beta1"])
-    elif mode == "direct":
-        out["alpha"], out["beta1"] = float(params["alpha"]), float(params["beta1"])
-    # 12 significant digits: 1 - 0.99 is 0.010000000000000009 in binary, shown as 0.01.
-    return {k: float(f"{v:.12g}") for k, v in out.items()}
-
-
-def space_for(optimizer: str, task: Task, overrides: dict[str, Any] | None = None) -> SearchSpace:
+def space_for(
+    optimizer: str, task: Task, overrides: Mapping[str, SearchRange] | None = None
+) -> SearchSpace:
     from optuna.distributions import FloatDistribution
 
     overrides = overrides or {}
@@ -100,7 +99,7 @@ def space_for(optimizer: str, task: Task, overrides: dict[str, Any] | None = Non
         return SearchSpace(optimizer, "lr", {"lr": lr}, fixed)
     c = FloatDistribution(-C_LIMIT, C_LIMIT)
     if "alpha" in overrides:
-        beta1 = _dist(overrides.get("beta1", {"low": BETA1_RANGE[0], "high": BETA1_RANGE[1]}))
+        beta1 = _dist(overrides.get("beta1", BETA1_RANGE))
         dists = {"lr": lr, "alpha": _dist(overrides["alpha"]), "beta1": beta1}
         return SearchSpace(optimizer, "direct", dists, fixed)
     if "beta1" in overrides:

@@ -12,7 +12,8 @@ import math
 import os
 import socket
 import time
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -27,28 +28,34 @@ DRIFT_WINDOW = 10  # epochs, as in the paper's Figure 3 (||theta_k - theta_{k-10
 
 @dataclass(frozen=True)
 class TrialConfig:
+    """Everything one trial needs, and nothing else: it travels to the trial process as
+    Ray's trial config (``encode``/``decode``), so its fields are plain JSON values."""
+
     task: str
     batch_size: int
     optimizer: str
-    hyper: dict[str, float]
     epochs: int
     seed: int
     data_dir: str
+    hyper: dict[str, float] = field(default_factory=dict)  # the optimizer's keyword arguments
+    params: dict[str, float] = field(default_factory=dict)  # what the search sampled
     threads: int = 1
     use_gpu: bool = False
     bf16: bool = False
     clip_norm: float | None = None
     warmup_fraction: float = 0.05
     checkpoint_every: int = 1
-    params: dict[str, float] = field(default_factory=dict)  # what the search sampled
+
+    def encode(self) -> dict[str, Any]:
+        return asdict(self)
 
     @classmethod
-    def from_dict(cls, config: dict[str, Any]) -> TrialConfig:
-        names = set(cls.__dataclass_fields__)
-        return cls(**{k: v for k, v in config.items() if k in names})
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    def decode(cls, data: Mapping[str, Any]) -> TrialConfig:
+        """The config ``encode`` made; an unknown key is an error, not something to drop."""
+        unknown = set(data) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown trial config keys: {sorted(unknown)}")
+        return cls(**data)
 
 
 class Reporter(Protocol):

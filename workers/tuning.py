@@ -1,5 +1,6 @@
-"""Everything that touches Ray: starting Ray, running Optuna studies through Ray Tune, and
-measuring flatness as a Ray task. Ray Tune's API moves, so it stays in this module.
+"""Everything that touches Ray Tune: running Optuna studies through it, and measuring
+flatness as a Ray task. Ray Tune's API moves, so it stays in this module (starting and
+stopping Ray is workers/runtime.py's).
 
 All studies of a job (one per batch size and optimizer arm) run in ONE ``tune.Tuner``:
 a trial process pays for importing torch and Ray Tune and for warming up torch's
@@ -13,13 +14,13 @@ to, so trials of different batch sizes or optimizers are never compared.
 from __future__ import annotations
 
 import logging
-import os
+import math
 import socket
 import tempfile
 import threading
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,45 +31,16 @@ from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 from ray.tune.search import Searcher
 from ray.tune.stopper import Stopper
 
-from workers.search import SearchSpace, to_hyper
+from service.core.statuses import TrialStatus
+from service.jobs.spec import EarlyStopping
+from workers.search import SearchSpace
 from workers.trainable import TrialConfig, measure_flatness, run_trial
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT_FILE = "state.pt"
 STUDY_KEY = "study"
-
-
-def init_ray(address: str | None = None, num_cpus: int | None = None) -> dict[str, float]:
-    """Start (or join, with an address) Ray; returns the cluster's resources."""
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
-    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    # The dispatcher handles SIGINT itself (stop every study, hand the job back); Tune's
-    # own handler would end only the running Tuner and let the job go on as if done.
-    os.environ.setdefault("TUNE_DISABLE_SIGINT_HANDLER", "1")
-    # Result files are off (we stream results to the database), so Tune's summary would
-    # only complain that it cannot find them.
-    logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
-    if not ray.is_initialized():
-        if address:
-            ray.init(address=address, log_to_driver=False)
-        else:
-            # Token auth only protects a shared cluster; the embedded one is ours alone.
-            os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-            ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
-    return ray.cluster_resources()
-
-
-def cluster_address() -> str:
-    """The address other processes join this Ray cluster with (also the embedded one)."""
-    return ray.get_runtime_context().gcs_address
-
-
-def shutdown_ray() -> None:
-    if ray.is_initialized():
-        ray.shutdown()
+TRIAL_KEY = "trial"
 
 
 # --- inside a trial process ---------------------------------------------------------------
@@ -104,12 +76,8 @@ class _TuneReporter:
 
 def _trainable(config: dict[str, Any]) -> None:
     # Trial processes import torch and this module, but neither Optuna nor its objects:
-    # the space arrives as its mode and fixed values.
-    trial = dict(config)
-    params = {k[2:]: trial.pop(k) for k in list(trial) if k.startswith("p_")}
-    trial["params"] = params
-    trial["hyper"] = to_hyper(trial.pop("space_mode"), trial.pop("space_fixed"), params)
-    run_trial(TrialConfig.from_dict(trial), _TuneReporter())
+    # the searcher turned the sampled parameters into the optimizer's hyperparameters.
+    run_trial(TrialConfig.decode(config[TRIAL_KEY]), _TuneReporter())
 
 
 # --- what the dispatcher asks for -----------------------------------------------------------
@@ -129,14 +97,14 @@ class StudyPlan:
     """One Optuna study: what to train, the space, and how many more trials to run."""
 
     name: str
-    trial_config: dict[str, Any]  # TrialConfig fields except hyper and params
+    trial: TrialConfig  # without params and hyper: the search fills them in
     space: SearchSpace
     num_trials: int
     first_number: int
     warm_start: list[dict[str, float]]
     prior: list[PriorTrial]
     seed: int
-    early_stopping: dict[str, Any]
+    early_stopping: EarlyStopping
 
 
 @dataclass(frozen=True)
@@ -161,7 +129,8 @@ class TrialEvent:
     hyper: dict[str, float]
     seed: int
     result: dict[str, Any] | None = None
-    status: str | None = None  # completed, pruned, diverged, failed (when ended)
+    best_metric: float | None = None  # the best finite metric of its epochs so far
+    status: TrialStatus | None = None  # set when it ended
     error: str | None = None
     checkpoint_dir: str | None = None
 
@@ -181,11 +150,12 @@ def _optuna_study(plan: StudyPlan, direction: str) -> Any:
         study_name=plan.name,
         direction="maximize" if direction == "max" else "minimize",
     )
+    distributions: dict[str, optuna.distributions.BaseDistribution] = dict(plan.space.distributions)
     for prior in plan.prior:
         study.add_trial(
             optuna.trial.create_trial(
                 params=prior.params,
-                distributions=plan.space.distributions,
+                distributions=distributions,
                 value=prior.objective,
                 intermediate_values=prior.intermediate,
                 state=optuna.trial.TrialState.PRUNED
@@ -218,7 +188,7 @@ def _sampler_seed(plan: StudyPlan) -> int:
     """The job's seed, made distinct per batch size and arm: with one seed for all, every
     study would draw the same random points, and a study warm-started with a neighbour's
     best (itself one of those points) would run that point twice."""
-    key = f"{plan.seed}/{plan.trial_config['batch_size']}/{plan.trial_config['optimizer']}"
+    key = f"{plan.seed}/{plan.trial.batch_size}/{plan.trial.optimizer}"
     return zlib.crc32(key.encode())
 
 
@@ -267,19 +237,23 @@ class _StudySearcher(Searcher):
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
         for name, left in self.remaining.items():
             if left > 0:
-                params = self.searchers[name].suggest(trial_id)
+                sampled = self.searchers[name].suggest(trial_id)
+                if sampled is None:
+                    return None  # ask again later
                 self.remaining[name] -= 1
                 self.trial_study[trial_id] = name
                 plan = self.plans[name]
+                params = {k[2:]: float(v) for k, v in sampled.items()}
+                trial = replace(plan.trial, params=params, hyper=plan.space.hyper(params))
                 return {
-                    **plan.trial_config,
+                    **sampled,  # OptunaSearch matches results to its trials by these
                     STUDY_KEY: name,
                     "first_number": plan.first_number,
-                    "space_mode": plan.space.mode,
-                    "space_fixed": plan.space.fixed,
-                    **params,
+                    TRIAL_KEY: trial.encode(),
                 }
-        return Searcher.FINISHED
+        # Ray's sentinel is a str, returned from this Optional[Dict] method by Ray's own
+        # searchers too.
+        return Searcher.FINISHED  # type: ignore[return-value]
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         self.searchers[self.trial_study[trial_id]].on_trial_result(trial_id, result)
@@ -310,14 +284,14 @@ class _StudyScheduler(FIFOScheduler):
         super().__init__()
         self.schedulers: dict[str, TrialScheduler] = {}
         for plan in run.studies:
-            epochs = int(plan.trial_config["epochs"])
+            epochs = plan.trial.epochs
             stopping = plan.early_stopping
-            if stopping.get("enabled", True) and epochs > 1:
+            if stopping.enabled and epochs > 1:
                 self.schedulers[plan.name] = ASHAScheduler(
                     time_attr="training_iteration",
                     max_t=epochs,
-                    grace_period=grace_period(stopping.get("grace_period"), epochs),
-                    reduction_factor=int(stopping.get("reduction_factor", 3)),
+                    grace_period=grace_period(stopping.grace_period, epochs),
+                    reduction_factor=stopping.reduction_factor,
                 )
             else:
                 self.schedulers[plan.name] = FIFOScheduler()
@@ -369,7 +343,7 @@ def run_studies(
     storages = {plan.name: _optuna_study(plan, run.direction) for plan in plans}
     key = f"{run.name}-{id(stop)}"
     _LIVE[key] = (on_event, stop)
-    epochs = {plan.name: int(plan.trial_config["epochs"]) for plan in plans}
+    epochs = {plan.name: plan.trial.epochs for plan in plans}
     tuner = tune.Tuner(
         tune.with_resources(_trainable, {"cpu": run.cpus, "gpu": run.gpus}),
         tune_config=tune.TuneConfig(
@@ -384,7 +358,7 @@ def run_studies(
         run_config=tune.RunConfig(
             name=run.name,
             storage_path=run.storage_path,
-            callbacks=[_EventCallback(key, epochs)],
+            callbacks=[_EventCallback(key, epochs, run.direction)],
             stop=_StopAll(key),
             verbose=0,
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
@@ -421,9 +395,10 @@ class _StopAll(Stopper):
 class _EventCallback(tune.Callback):
     """Streams trial starts, epochs and ends to ``on_event`` as they happen."""
 
-    def __init__(self, key: str, epochs: dict[str, int]) -> None:
+    def __init__(self, key: str, epochs: dict[str, int], direction: str) -> None:
         self.key = key
         self.epochs = epochs
+        self.better = max if direction == "max" else min
         self.events: dict[str, TrialEvent] = {}
         self.next_number: dict[str, int] = {}
 
@@ -437,11 +412,10 @@ class _EventCallback(tune.Callback):
         if event is None:
             config = trial.config
             study = config[STUDY_KEY]
-            params = {k[2:]: float(v) for k, v in config.items() if k.startswith("p_")}
+            sampled = TrialConfig.decode(config[TRIAL_KEY])
             number = self.next_number.get(study, config["first_number"])
             self.next_number[study] = number + 1
-            hyper = to_hyper(config["space_mode"], config["space_fixed"], params)
-            event = TrialEvent(study, number, params, hyper, int(config.get("seed", 0)))
+            event = TrialEvent(study, number, sampled.params, sampled.hyper, sampled.seed)
             self.events[trial.trial_id] = event
         return event
 
@@ -452,6 +426,10 @@ class _EventCallback(tune.Callback):
                         **info: Any) -> None:  # fmt: skip
         event = self._event(trial)
         event.result = result
+        metric = result.get("metric")
+        if metric is not None and math.isfinite(metric):
+            best = event.best_metric
+            event.best_metric = metric if best is None else self.better(best, metric)
         self._emit("epoch", event)
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
@@ -459,13 +437,14 @@ class _EventCallback(tune.Callback):
         result = trial.last_result or {}
         event.result = result or event.result
         if result.get("diverged"):
-            event.status = "diverged"
+            event.status = TrialStatus.DIVERGED
         elif result.get("epoch", 0) >= self.epochs[event.study]:
-            event.status = "completed"
+            event.status = TrialStatus.COMPLETED
         elif result:
-            event.status = "pruned"
+            event.status = TrialStatus.PRUNED
         else:
-            event.status, event.error = "failed", "the trial ended without reporting a result"
+            event.status = TrialStatus.FAILED
+            event.error = "the trial ended without reporting a result"
         if trial.checkpoint is not None:
             event.checkpoint_dir = trial.checkpoint.path
         self._emit("end", event)
@@ -473,7 +452,7 @@ class _EventCallback(tune.Callback):
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         event = self._event(trial)
         event.result = trial.last_result or event.result
-        event.status, event.error = "failed", _error_text(trial)
+        event.status, event.error = TrialStatus.FAILED, _error_text(trial)
         self._emit("end", event)
 
 
@@ -486,12 +465,11 @@ def _error_text(trial: Any) -> str:
 
 
 def flatness_of(
-    trial_config: dict[str, Any], checkpoint_dir: str, cpus: float, gpus: float
+    config: TrialConfig, checkpoint_dir: str, cpus: float, gpus: float
 ) -> dict[str, Any]:
     """Measure a checkpoint's top Hessian eigenvalue: a CPU trial's model right here (this
     process has torch warm; a new Ray worker would spend seconds importing it), a GPU
     trial's as a Ray task with the trial's resources, on a GPU node."""
-    config = TrialConfig.from_dict(trial_config)
     state = torch.load(Path(checkpoint_dir) / CHECKPOINT_FILE, weights_only=False)["model"]
     if gpus <= 0:
         return measure_flatness(config, state)

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
 
 from pydantic import computed_field
 from sqlalchemy import func, or_, select, update
@@ -276,9 +275,3 @@ class JobRepository:
                 updated_at=utcnow(),
             )
         )
-
-    def set_progress(self, job_id: int, trials_done: int, trials_total: int | None = None) -> None:
-        values: dict[str, Any] = {"trials_done": trials_done, "updated_at": utcnow()}
-        if trials_total is not None:
-            values["trials_total"] = trials_total
-        self.session.execute(update(JobRow).where(JobRow.id == job_id).values(**values))

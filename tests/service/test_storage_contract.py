@@ -395,7 +395,12 @@ def test_sweep_groups_its_jobs_with_totals_and_owner_scope(database):
         jobs = [uow.jobs.create(SPEC, sweep_id=sweep.id) for _ in range(3)]
         uow.jobs.create(SPEC)  # in no sweep
         uow.jobs.request_cancel(jobs[0].id)
-        uow.jobs.set_progress(jobs[1].id, 3)
+        study = uow.studies.ensure(jobs[1].id, 64, "alto", trials_total=4)
+        for number in range(3):
+            uow.trials.record(
+                study_id=study.id, job_id=jobs[1].id, number=number, status="completed"
+            )
+        uow.jobs.refresh_progress(jobs[1].id)
     with database.unit_of_work() as uow:
         assert uow.sweeps.get(sweep.id) == sweep and sweep.spec == {"tasks": ["digits-mlp"]}
         assert [j.id for j in uow.sweeps.jobs(sweep.id)] == [j.id for j in jobs]

@@ -6,6 +6,7 @@ import optuna
 import pytest
 
 from alto_core import OPTIMIZERS
+from service.jobs.spec import SearchRange
 from workers import search
 from workers.tasks import get_task
 
@@ -27,12 +28,12 @@ def test_adaptor_spaces_never_break_the_stability_rule(optimizer):
 
 
 def test_overrides_and_baselines():
-    lamb = search.space_for("lamb", TASK, {"lr": {"low": 1e-3, "high": 1e-2, "log": True}})
+    lamb = search.space_for("lamb", TASK, {"lr": SearchRange(low=1e-3, high=1e-2, log=True)})
     assert lamb.mode == "lr" and list(lamb.distributions) == ["lr"]
     assert lamb.distributions["lr"].low == 1e-3
-    direct = search.space_for("alto", TASK, {"alpha": {"low": -5, "high": 0}})
+    direct = search.space_for("alto", TASK, {"alpha": SearchRange(low=-5, high=0)})
     assert direct.mode == "direct" and direct.distributions["beta1"].low == pytest.approx(0.01)
-    by_beta = search.space_for("alto", TASK, {"beta1": {"low": 0.9, "high": 0.99}})
+    by_beta = search.space_for("alto", TASK, {"beta1": SearchRange(low=0.9, high=0.99)})
     assert by_beta.mode == "c-beta1"
     assert search.space_for("sgd", TASK).fixed == {"momentum": 0.9}
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from service.jobs.schemas import JobSpec
+from service.jobs.spec import JobSpec
 from workers import tuning
 
 

@@ -6,28 +6,31 @@ from __future__ import annotations
 
 import os
 import shlex
-import signal
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import click
 import yaml
 
 from service.core.config import Settings, redacted
+from service.core.db import utcnow
 from service.core.errors import InvalidInputs
-from service.jobs.repository import TERMINAL, Job
+from service.core.statuses import JOB_TERMINAL, JobStatus
+from service.jobs.repository import Job
 from service.storage import Database
 from service.sweeps.planning import plan, queue
 from service.sweeps.schemas import SweepSpec
+from service.trials.repository import Trial
 from workers.cli import settings_for
+from workers.dispatcher import Dispatcher, publish_catalogue
 from workers.report.claims import claims
 from workers.report.evidence import Evidence, ReportError, collect
 from workers.report.provenance import REPO, Provenance, _duration
 from workers.report.tables import results_table, write_report
 from workers.report.units import _num
+from workers.runtime import Runtime
 
 EXAMPLES = REPO / "examples"
 FULL_SWEEPS = (EXAMPLES / "evidence.yaml", EXAMPLES / "evidence-charlm.yaml")
@@ -76,83 +79,71 @@ def create_sweeps(database: Database, files: Sequence[tuple[Path, SweepSpec]]) -
     return ids
 
 
-def _claim(dispatcher: Any, job_id: int) -> Job | None:
+def _claim(dispatcher: Dispatcher, runtime: Runtime, job_id: int) -> Job | None:
     """Claim one job of ours; a job an interrupted run left behind is claimable once its
     lease runs out, so wait for that."""
     while True:
-        with dispatcher.database.unit_of_work(write=True) as uow:
-            job = uow.jobs.claim(
-                dispatcher.worker,
-                dispatcher.settings.lease_seconds,
-                job_id=job_id,
-                max_abandoned=dispatcher.settings.job_max_abandoned,
-            )
+        job = dispatcher.claim(job_id)
+        with dispatcher.database.unit_of_work() as uow:
             current = uow.jobs.get(job_id)
-        if job is not None or current is None or current.status != "running":
+        if job is not None or current is None or current.status != JobStatus.RUNNING:
             return job
-        if dispatcher.shutdown.is_set():
+        if runtime.shutdown.is_set():
             return None
         wait = dispatcher.settings.lease_seconds
         if current.lease_expires_at is not None:
-            from service.core.db import utcnow
-
             wait = (current.lease_expires_at - utcnow()).total_seconds() + 0.5
         click.echo(f"job {job_id} is held by {current.lease_owner}; waiting {wait:.0f} s")
-        dispatcher.shutdown.wait(max(0.5, wait))
+        runtime.shutdown.wait(max(0.5, wait))
 
 
 def run_sweeps(settings: Settings, sweep_ids: Sequence[int]) -> tuple[str, list[str]]:
-    """Run every unfinished job of the sweeps here; returns (outcome, lines to print)."""
+    """Run every unfinished job of the sweeps here; returns (outcome, lines to print).
+    Ctrl-C hands the running job back to the queue at its next step, so `--resume-sweep`
+    continues at once."""
     from tqdm import tqdm
-
-    from workers import tuning
-    from workers.dispatcher import Dispatcher, publish_catalogue
 
     dispatcher = Dispatcher(settings, worker_id=f"alto-report:{os.getpid()}")
     publish_catalogue(dispatcher.database, dispatcher.worker)
     with dispatcher.database.unit_of_work() as uow:
         jobs = [j for s in sweep_ids for j in uow.sweeps.jobs(s)]
-    todo = [j for j in jobs if j.status not in TERMINAL]
-    lines = [f"job {j.id} ({j.task}) already {j.status}" for j in jobs if j.status in TERMINAL]
-    if not todo:
-        dispatcher.database.dispose()
-        return "succeeded", lines
-    resources = tuning.init_ray(settings.ray_address, settings.ray_num_cpus)
-    # After ray.init (it installs handlers of its own): Ctrl-C hands the job back to the
-    # queue at the next step, so `--resume-sweep` continues at once.
-    signal.signal(signal.SIGTERM, dispatcher._on_signal)
-    signal.signal(signal.SIGINT, dispatcher._on_signal)
-    outcome = "succeeded"
+    todo = [j for j in jobs if j.status not in JOB_TERMINAL]
+    lines = [f"job {j.id} ({j.task}) already {j.status}" for j in jobs if j.status in JOB_TERMINAL]
+    outcome: str = JobStatus.SUCCEEDED
     total = sum(j.trials_total for j in todo)
     try:
-        with tqdm(total=total, initial=sum(j.trials_done for j in todo), unit="trial") as bar:
+        if not todo:
+            return outcome, lines
+        with (
+            Runtime(settings) as runtime,
+            tqdm(total=total, initial=sum(j.trials_done for j in todo), unit="trial") as bar,
+        ):
             for job in todo:
-                if dispatcher.shutdown.is_set():
+                if runtime.shutdown.is_set():
                     outcome = "shutdown"
                     break
-                claimed = _claim(dispatcher, job.id)
+                claimed = _claim(dispatcher, runtime, job.id)
                 if claimed is None:
                     lines.append(f"job {job.id} could not be claimed (it finished meanwhile?)")
                     continue
                 bar.set_description(f"job {job.id} {job.task}")
 
-                def advance(trial: Any) -> None:
+                def advance(trial: Trial) -> None:
                     bar.update(1)
                     bar.set_postfix_str(f"{trial.status} {_num(trial.final_metric, 4)}")
 
-                result = dispatcher.run_job(claimed, resources.get("CPU"), on_trial_end=advance)
+                result = dispatcher.run_job(claimed, runtime, on_trial_end=advance)
                 with dispatcher.database.unit_of_work() as uow:
                     final = uow.jobs.get(job.id)
                 lines.append(
                     f"job {job.id} ({job.task}) {result}"
                     + (f": {final.error}" if final and final.error else "")
                 )
-                if result != "succeeded":
+                if result != JobStatus.SUCCEEDED:
                     outcome = result
                 if result == "shutdown":
                     break
     finally:
-        tuning.shutdown_ray()
         dispatcher.database.dispose()
     return outcome, lines
 
@@ -219,8 +210,6 @@ def run(
             if missing:
                 raise click.ClickException(f"no sweep {missing[0]} in {redacted(settings.url)}")
         else:
-            from workers.dispatcher import publish_catalogue
-
             paths = list(sweep_files) or list(QUICK_SWEEPS if quick else FULL_SWEEPS)
             loaded = []
             for path in paths:
@@ -249,7 +238,7 @@ def run(
     finally:
         database.dispose()
     _summary(evidence, readme, wall)
-    if outcome != "succeeded":
+    if outcome != JobStatus.SUCCEEDED:
         sys.exit(1)
 
 

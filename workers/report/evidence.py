@@ -10,10 +10,9 @@ from typing import Any
 
 from service.catalogue.repository import TaskInfo
 from service.core.config import redacted
+from service.core.statuses import TRIAL_FINISHED
 from service.jobs.repository import Job
 from service.storage import Database, UnitOfWork
-
-FINISHED = ("completed", "pruned", "diverged")
 
 
 class ReportError(Exception):
@@ -84,9 +83,7 @@ def collect(database: Database, sweep_ids: Sequence[int]) -> Evidence:
         arms: dict[str, list[str]] = {}
         for job in jobs:
             task_arms = arms.setdefault(job.task, [])
-            task_arms.extend(
-                a["optimizer"] for a in job.spec["arms"] if a["optimizer"] not in task_arms
-            )
+            task_arms.extend(a.optimizer for a in job.spec.arms if a.optimizer not in task_arms)
             points = by_task.setdefault(job.task, {})
             for rec in uow.recommendations.for_job(job.id):
                 trials = uow.trials.for_study(rec.study_id) if rec.study_id else []
@@ -94,7 +91,7 @@ def collect(database: Database, sweep_ids: Sequence[int]) -> Evidence:
                 seeds = [
                     t
                     for t in trials
-                    if best is not None and t.params == best.params and t.status in FINISHED
+                    if best is not None and t.params == best.params and t.status in TRIAL_FINISHED
                 ]
                 flat = uow.trials.flatness(rec.best_trial_id) if rec.best_trial_id else None
                 points[(rec.batch_size, rec.optimizer)] = ArmPoint(

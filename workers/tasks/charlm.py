@@ -37,8 +37,10 @@ CORPUS_MODULES = (
 def corpus_text() -> str:
     parts = []
     for name in CORPUS_MODULES:
-        module = importlib.import_module(name)
-        parts.append(Path(inspect.getsourcefile(module)).read_text(encoding="utf-8"))
+        source = inspect.getsourcefile(importlib.import_module(name))
+        if source is None:
+            raise FileNotFoundError(f"the standard library module {name} has no source here")
+        parts.append(Path(source).read_text(encoding="utf-8"))
     return "\n".join(parts)
 
 
