@@ -132,6 +132,7 @@ def test(pytest_args: list[str]) -> None:
     run(BIN / "ruff", "check", ".")
     run(BIN / "ruff", "format", "--check", ".")
     run(BIN / "lint-imports")
+    run(BIN / "mypy")
     run(PYTHON, "-m", "pytest", *pytest_args)
 
 
