@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from alto_core.functional import CPU_CHUNK_NUMEL, SCRATCH_MIN_NUMEL
+from alto_core._foreach import CPU_CHUNK_NUMEL, SCRATCH_MIN_NUMEL
 
 #: A shape with fewer parameters than this takes the per-tensor foreach path. One
 #: tensor gains nothing from a stack; two already step faster stacked (here: two

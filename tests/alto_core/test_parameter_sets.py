@@ -21,7 +21,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from alto_core import ALTO, E, Lamb
-from alto_core.functional import CPU_CHUNK_NUMEL, SCRATCH_MIN_NUMEL
+from alto_core._foreach import CPU_CHUNK_NUMEL, SCRATCH_MIN_NUMEL
 
 STEPS = 4
 #: Elements per example at most: room for two batches above CPU_CHUNK_NUMEL.
