@@ -70,7 +70,7 @@ def worker(
     click.echo(f"worker ran {done} job(s)")
 
 
-# What `alto serve --demo` queues on an empty database: a couple of minutes on a laptop.
+# What `alto serve --demo` queues on an empty database: small enough to finish in minutes.
 DEMO_SPEC = JobSpec(
     task="digits-mlp",
     batch_sizes=[32, 512],

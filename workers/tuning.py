@@ -14,7 +14,6 @@ to, so trials of different batch sizes or optimizers are never compared.
 from __future__ import annotations
 
 import logging
-import math
 import socket
 import tempfile
 import threading
@@ -33,6 +32,7 @@ from ray.tune.stopper import Stopper
 
 from service.core.statuses import TrialStatus
 from service.jobs.spec import EarlyStopping
+from workers.scoring import best_metric
 from workers.search import SearchSpace
 from workers.trainable import TrialConfig, measure_flatness, run_trial
 
@@ -398,7 +398,7 @@ class _EventCallback(tune.Callback):
     def __init__(self, key: str, epochs: dict[str, int], direction: str) -> None:
         self.key = key
         self.epochs = epochs
-        self.better = max if direction == "max" else min
+        self.direction = direction
         self.events: dict[str, TrialEvent] = {}
         self.next_number: dict[str, int] = {}
 
@@ -426,10 +426,7 @@ class _EventCallback(tune.Callback):
                         **info: Any) -> None:  # fmt: skip
         event = self._event(trial)
         event.result = result
-        metric = result.get("metric")
-        if metric is not None and math.isfinite(metric):
-            best = event.best_metric
-            event.best_metric = metric if best is None else self.better(best, metric)
+        event.best_metric = best_metric([event.best_metric, result.get("metric")], self.direction)
         self._emit("epoch", event)
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
