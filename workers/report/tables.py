@@ -12,7 +12,6 @@ from pathlib import Path
 
 import yaml
 
-from service.core.config import redacted
 from workers.report.claims import ALTO, BASELINE, claims, gain
 from workers.report.evidence import ArmPoint, Evidence, ReportError, TaskEvidence
 from workers.report.plots import plot_alpha_beta1, plot_eigenvalue, plot_metric
@@ -192,7 +191,7 @@ def render(evidence: Evidence, provenance: Provenance) -> str:
         f"- Jobs ({statuses}): first start to last finish {_duration(span)}, "
         f"{_duration(job_sum)} in all (from the database).",
         f"- Sweeps: {sweeps}; jobs: {', '.join(str(j.id) for j in evidence.jobs)}.",
-        f"- Database: `{redacted(evidence.database_url)}`.",
+        f"- Database: {_database(evidence.database_url)}.",
         f"- Machine: {os.cpu_count()} CPUs, {platform.platform()}.",
         f"- Versions: Python {platform.python_version()}, torch {_version('torch')}, "
         f"ray {_version('ray')}, optuna {_version('optuna')}, "
@@ -222,3 +221,16 @@ def write_report(evidence: Evidence, provenance: Provenance, out_dir: Path) -> P
     readme = out_dir / "README.md"
     readme.write_text(render(evidence, provenance))
     return readme
+
+
+def _database(url: str) -> str:
+    """Which database, without the machine's paths or the password: the report is committed
+    and read elsewhere."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        parsed = make_url(url)
+    except Exception:  # not a URL SQLAlchemy can parse: say nothing of it
+        return "an unparsable database URL"
+    name = Path(parsed.database).name if parsed.database else ""
+    return f"{parsed.get_backend_name()}, `{name}`" if name else parsed.get_backend_name()
