@@ -101,10 +101,12 @@ def study_plan(
     state: StudyState,
     epochs_of: Mapping[int, Sequence[TrialEpoch]],
     known: Sequence[tuple[int, dict[str, float]]],
+    baseline: Sequence[tuple[int, dict[str, float]]] = (),
 ) -> StudyPlan:
     """The rest of a study's search: its budget less the trials already searched, warm
-    started from the paper's defaults and the settings ``known`` at other batch sizes
-    ((batch size, settings) pairs), with the searched trials fed back as its history."""
+    started from the paper's defaults, the paper's alpha and beta1 at the ``baseline``
+    arm's best lr, and the settings ``known`` at other batch sizes (both (batch size,
+    settings) pairs), with the searched trials fed back as its history."""
     space = search.space_for(arm.optimizer, task, arm.search)
     seed = spec.seeds[0]
     return StudyPlan(
@@ -113,7 +115,7 @@ def study_plan(
         space=space,
         num_trials=max(0, spec.trials_per_study - len(state.searched)),
         first_number=state.next_number,
-        warm_start=search.warm_start(space, batch_size, task, list(known)),
+        warm_start=search.warm_start(space, batch_size, task, list(known), list(baseline)),
         prior=[prior_trial(t, epochs_of.get(t.id, ()), task) for t in state.searched if t.params],
         seed=seed,
         early_stopping=spec.early_stopping,

@@ -121,6 +121,14 @@ class JobRunner:
                 (r.batch_size, r.settings)
                 for r in uow.recommendations.latest(self.task.name, arm.optimizer)
             ]
+            baseline = (
+                []
+                if arm.optimizer == scoring.BASELINE
+                else [
+                    (r.batch_size, r.settings)
+                    for r in uow.recommendations.latest(self.task.name, scoring.BASELINE)
+                ]
+            )
         plan = planning.study_plan(
             job_id=self.job.id,
             spec=self.spec,
@@ -131,6 +139,7 @@ class JobRunner:
             state=state,
             epochs_of=epochs_of,
             known=known,
+            baseline=baseline,
         )
         self._studies[plan.name] = study.id
         return plan, study.id

@@ -116,12 +116,24 @@ def paper_hyper(batch_size: int, task: Task) -> dict[str, float]:
 
 
 def warm_start(
-    space: SearchSpace, batch_size: int, task: Task, known: list[tuple[int, dict[str, float]]]
+    space: SearchSpace,
+    batch_size: int,
+    task: Task,
+    known: list[tuple[int, dict[str, float]]],
+    baseline: list[tuple[int, dict[str, float]]] | None = None,
 ) -> list[dict[str, float]]:
-    """First points of a study: the paper's defaults for this batch size, then the best
-    settings already known at the nearest tuned batch sizes below and above (same task
-    and arm). ``known`` holds (batch size, settings) pairs."""
-    candidates = [paper_hyper(batch_size, task)]
+    """First points of a study: the paper's defaults for this batch size; for an adaptor
+    arm, the paper's alpha and beta1 again with the baseline's best lr at the nearest batch
+    size (the task's default lr is rarely right at large batch, and the adaptor's alpha is
+    judged badly at a poor lr); then the best settings already known at the nearest tuned
+    batch sizes below and above (same task and arm). ``known`` and ``baseline`` hold
+    (batch size, settings) pairs."""
+    paper = paper_hyper(batch_size, task)
+    candidates = [paper]
+    if space.mode != "lr" and baseline:
+        _, settings = min(baseline, key=lambda k: abs(math.log2(k[0] / batch_size)))
+        if "lr" in settings:
+            candidates.append({**paper, "lr": settings["lr"]})
     below = [k for k in known if k[0] < batch_size]
     above = [k for k in known if k[0] > batch_size]
     for side in (below, above):

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from service.jobs.spec import ArmSpec, JobSpec, Resources, SearchRange
 from service.trials.repository import TrialEpoch
 from tests.workers.test_scoring import trial
-from workers import planning
+from workers import planning, search
 from workers.tasks import get_task
 from workers.trainable import TrialConfig
 
@@ -20,18 +20,19 @@ def spec(**kw) -> JobSpec:
     return JobSpec(task="digits-mlp", batch_sizes=[64], trials_per_study=6, **kw)
 
 
-def plan_for(job_spec: JobSpec, trials=(), epochs_of=None, known=()):
+def plan_for(job_spec: JobSpec, trials=(), epochs_of=None, known=(), baseline=(), batch_size=64):
     state = planning.study_state(list(trials), job_spec.seeds[0])
     return planning.study_plan(
         job_id=3,
         spec=job_spec,
         task=TASK,
         data_dir="/data",
-        batch_size=64,
+        batch_size=batch_size,
         arm=job_spec.arms[0],
         state=state,
         epochs_of=epochs_of or {},
         known=list(known),
+        baseline=list(baseline),
     )
 
 
@@ -65,6 +66,23 @@ def test_a_resumed_study_keeps_finished_trials_and_reruns_interrupted_ones():
 def test_known_settings_at_other_batch_sizes_warm_start_the_search():
     known = [(32, {"lr": 0.02, "alpha": -1.0, "beta1": 0.9})]
     assert len(plan_for(spec(), known=known).warm_start) == 2
+
+
+def test_an_adaptor_arm_also_starts_from_the_paper_alpha_at_the_baselines_lr():
+    """The paper's alpha and beta1 at the task's default lr, and again at the lr the
+    baseline found best at the nearest batch size (the same batch size first)."""
+    baseline = [(64, {"lr": 0.003}), (4096, {"lr": 0.05})]
+    plan = plan_for(spec(), baseline=baseline)
+    hypers = [plan.space.hyper(p) for p in plan.warm_start]
+    paper = search.paper_hyper(64, TASK)
+    assert [h["lr"] for h in hypers] == [pytest.approx(TASK.default_lr), pytest.approx(0.003)]
+    for h in hypers:
+        assert h["alpha"] == pytest.approx(paper["alpha"], rel=1e-6)
+        assert h["beta1"] == pytest.approx(paper["beta1"], rel=1e-6)
+    at_large = plan_for(spec(), baseline=baseline, batch_size=2048)
+    assert at_large.space.hyper(at_large.warm_start[1])["lr"] == pytest.approx(0.05)
+    lamb = plan_for(spec(arms=[ArmSpec(optimizer="lamb")]), baseline=baseline)
+    assert len(lamb.warm_start) == 1  # the baseline itself searches lr alone
 
 
 def test_overrides_reach_the_search_space():
