@@ -262,6 +262,8 @@ class JobRunner:
         if result:
             fields.update(
                 epochs_run=int(result.get("epoch", 0)),
+                steps=result.get("steps"),
+                final_train_loss=result.get("train_loss"),
                 final_metric=result.get("metric"),
                 wall_time_s=result.get("elapsed_s"),
                 node=result.get("node"),

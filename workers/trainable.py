@@ -113,7 +113,7 @@ def run_trial(config: TrialConfig, reporter: Reporter) -> None:
         optimizer, warmup_cosine(config.epochs * steps_per_epoch, config.warmup_fraction)
     )
     generator = torch.Generator().manual_seed(config.seed)
-    start_epoch, elapsed = 0, 0.0
+    start_epoch, elapsed, total_steps = 0, 0.0, 0
     state = reporter.restore()
     if state is not None:
         model.load_state_dict(state["model"])
@@ -121,6 +121,7 @@ def run_trial(config: TrialConfig, reporter: Reporter) -> None:
         scheduler.load_state_dict(state["scheduler"])
         generator.set_state(state["generator"])
         start_epoch, elapsed = state["epoch"], state["elapsed_s"]
+        total_steps = state.get("steps", start_epoch * steps_per_epoch)
 
     place = reporter.placement()
     gpus = place.get("gpus")
@@ -154,6 +155,7 @@ def run_trial(config: TrialConfig, reporter: Reporter) -> None:
             optimizer.zero_grad(set_to_none=True)
             total_loss += value
             steps += 1
+            total_steps += 1
         model.eval()
         metric = math.nan if diverged else task.evaluate(model, data, device)
         diverged = diverged or not math.isfinite(metric)
@@ -163,6 +165,7 @@ def run_trial(config: TrialConfig, reporter: Reporter) -> None:
         result = {
             **common,
             "epoch": epoch,
+            "steps": total_steps,
             "objective": task.worst_value if diverged else metric,
             "metric": metric,
             "train_loss": total_loss / steps if steps else math.nan,
@@ -178,6 +181,7 @@ def run_trial(config: TrialConfig, reporter: Reporter) -> None:
             checkpoint = {
                 "epoch": epoch,
                 "elapsed_s": elapsed,
+                "steps": total_steps,
                 "model": model.state_dict(),
                 "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(),

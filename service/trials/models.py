@@ -40,6 +40,10 @@ class TrialRow(Base):
     final_metric: Mapped[float | None] = mapped_column(NonFiniteFloat, nullable=True)
     best_metric: Mapped[float | None] = mapped_column(NonFiniteFloat, nullable=True)
     epochs_run: Mapped[int] = mapped_column(Integer, default=0)
+    # Optimizer steps taken and the training loss at the end (added in revision 0006;
+    # NULL for trials recorded before it).
+    steps: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    final_train_loss: Mapped[float | None] = mapped_column(NonFiniteFloat, nullable=True)
     wall_time_s: Mapped[float | None] = mapped_column(NonFiniteFloat, nullable=True)
     seed: Mapped[int | None] = mapped_column(Integer, nullable=True)
     node: Mapped[str | None] = mapped_column(String(200), nullable=True)

@@ -44,6 +44,8 @@ class Trial(Record):
     final_metric: JSONFloat | None
     best_metric: JSONFloat | None
     epochs_run: int
+    steps: int | None = None
+    final_train_loss: JSONFloat | None = None
     wall_time_s: JSONFloat | None
     seed: int | None
     node: str | None
@@ -68,6 +70,8 @@ _TRIAL_FIELDS = (
     "final_metric",
     "best_metric",
     "epochs_run",
+    "steps",
+    "final_train_loss",
     "wall_time_s",
     "seed",
     "node",

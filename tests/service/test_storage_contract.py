@@ -212,6 +212,8 @@ def test_trials_are_recorded_idempotently_with_non_finite_numbers(database):
             final_metric=math.nan,
             best_metric=-math.inf,
             epochs_run=2,
+            steps=14,
+            final_train_loss=math.inf,
         )
         assert again.id == first.id
         uow.trials.record_epochs(
@@ -237,6 +239,7 @@ def test_trials_are_recorded_idempotently_with_non_finite_numbers(database):
         trial = uow.trials.get(first.id)
         assert trial.status == "diverged" and trial.alpha == -5.0
         assert math.isnan(trial.final_metric) and trial.best_metric == -math.inf
+        assert trial.steps == 14 and trial.final_train_loss == math.inf
         assert [e.epoch for e in trial.epochs] == [1, 2]
         assert math.isnan(trial.epochs[1].metric) and trial.epochs[1].train_loss == math.inf
         assert trial.flatness.top_eigenvalue == math.inf

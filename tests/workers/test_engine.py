@@ -82,6 +82,15 @@ def test_a_job_over_rest_is_tuned_and_served(engine):
         trials = http.get(f"/api/v1/jobs/{job['id']}/trials", params={"limit": 100}).json()
         assert trials["total"] == 12
         assert all(t["status"] in FINISHED and t["node"] and t["device"] for t in trials["items"])
+        # Every trial stores its optimizer steps (a whole number of epochs of one batch
+        # size's steps, fewer at the larger batch size) and its final training loss.
+        batch_of = {s["id"]: s["batch_size"] for s in done["studies"]}
+        per_epoch: dict[int, set[int]] = {}
+        for t in (t for t in trials["items"] if t["status"] != "diverged"):
+            assert t["steps"] % t["epochs_run"] == 0 and t["final_train_loss"] > 0, t
+            per_epoch.setdefault(batch_of[t["study_id"]], set()).add(t["steps"] // t["epochs_run"])
+        assert len(per_epoch[32]) == len(per_epoch[256]) == 1
+        assert per_epoch[32].pop() > 4 * per_epoch[256].pop()
         alto = [t for t in trials["items"] if t["alpha"] is not None]
         assert len(alto) == 6 and all(abs(t["alpha"] * (1 - t["beta1"])) < 1 for t in alto)
 

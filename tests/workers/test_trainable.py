@@ -8,6 +8,7 @@ import math
 import pytest
 import torch
 
+from workers.tasks import get_task, task_data
 from workers.trainable import TrialConfig, measure_flatness, run_trial
 
 
@@ -46,6 +47,10 @@ def test_reports_every_epoch(tmp_path):
     out = Collect()
     run_trial(_config(tmp_path), out)
     assert [r["epoch"] for r in out.results] == [1, 2, 3, 4]
+    per_epoch = get_task("digits-mlp").steps_per_epoch(
+        task_data(get_task("digits-mlp"), tmp_path), 64
+    )
+    assert [r["steps"] for r in out.results] == [per_epoch * e for e in (1, 2, 3, 4)]
     last = out.results[-1]
     assert 0.5 < last["metric"] <= 1.0 and last["objective"] == last["metric"]
     assert not last["diverged"] and last["train_loss"] < out.results[0]["train_loss"]
@@ -60,6 +65,7 @@ def test_resume_from_a_checkpoint_is_bit_identical(tmp_path):
     resumed = Collect(restore=whole.checkpoints[1])  # as if stopped after epoch 2
     run_trial(_config(tmp_path), resumed)
     assert [r["epoch"] for r in resumed.results] == [3, 4]
+    assert [r["steps"] for r in resumed.results] == [r["steps"] for r in whole.results[2:]]
     assert resumed.results[-1]["metric"] == whole.results[-1]["metric"]
     for name, tensor in whole.checkpoints[-1]["model"].items():
         assert torch.equal(resumed.checkpoints[-1]["model"][name], tensor), name
