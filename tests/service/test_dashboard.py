@@ -3,6 +3,7 @@ server whose data comes from a real small tuning run (`alto tune`)."""
 
 from __future__ import annotations
 
+import math
 import os
 import subprocess
 import sys
@@ -81,14 +82,29 @@ def test_overview_points_are_the_recommendations_in_the_database(page, server):
         alto = uow.recommendations.latest("digits-mlp", "alto")
         lamb = uow.recommendations.latest("digits-mlp", "lamb")
     assert [r.batch_size for r in alto] == [32, 256]
-    for chart, key in (("chart-alpha", "alpha"), ("chart-beta1", "beta1"), ("chart-lr", "lr")):
+    # alpha and beta1 are drawn as the search samples them: c = alpha (1 - beta1) and
+    # log10(1 - beta1), computed from the stored recommendation.
+    expected = {
+        "c": [r.settings["alpha"] * (1 - r.settings["beta1"]) for r in alto],
+        "log10(1 - beta1)": [math.log10(1 - r.settings["beta1"]) for r in alto],
+        "lr": [r.settings["lr"] for r in alto],
+    }
+    charts = {"chart-c": "c", "chart-log-one-minus-beta1": "log10(1 - beta1)", "chart-lr": "lr"}
+    for chart, key in charts.items():
         measured = trace(page, chart, key)
         assert measured["x"] == [r.batch_size for r in alto]
-        assert measured["y"] == pytest.approx([r.settings[key] for r in alto])
+        assert measured["y"] == pytest.approx(expected[key])
         assert measured["custom"] == [r.study_id for r in alto]  # each point opens its study
         line = trace(page, chart, f"{key} (interpolated)")
         assert line["x"] == [32, 64, 128, 256]
         assert line["symbols"] == ["circle", "circle-open", "circle-open", "circle"]
+    expect(page.locator("#chart-c")).to_have_attribute(
+        "aria-label", "Best c = alpha (1 - beta1) against batch size"
+    )
+    expect(page.locator("#chart-log-one-minus-beta1")).to_have_attribute(
+        "aria-label", "Best log10(1 - beta1) against batch size"
+    )
+    expect(page.get_by_role("columnheader", name="c", exact=True)).to_have_count(1)
     metric = trace(page, "chart-metric", "lamb")
     assert metric["y"] == pytest.approx([r.metric for r in lamb])
     rows = page.locator("#points tbody tr")

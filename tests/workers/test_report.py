@@ -3,6 +3,7 @@ the database, and the claim verdicts on hand-made numbers."""
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import shlex
@@ -24,6 +25,7 @@ from workers.report.claims import (
     judge_flatness,
     judge_uplift_growth,
 )
+from workers.report.plots import _c, _log_one_minus_beta1
 
 ALTO = Path(sys.executable).with_name("alto")
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -258,3 +260,12 @@ def test_verdicts_combine_over_tasks():
     assert combine(["does not hold", "not measured"]) == "does not hold"
     assert combine(["holds", "does not hold"]) == "mixed"
     assert combine(["not measured"]) == "not measured"
+
+
+def test_alpha_beta1_plot_shows_c_and_log10_one_minus_beta1():
+    # The plotted values are what the search samples: alpha 471 at beta1 0.9989 is c = +0.52.
+    assert _c(471.0, 0.9989) == pytest.approx(0.5181)
+    assert _log_one_minus_beta1(0.9989) == pytest.approx(math.log10(0.0011))
+    assert _log_one_minus_beta1(0.9) == pytest.approx(-1.0)
+    assert math.isnan(_c(math.nan, 0.9)) and math.isnan(_c(1.0, math.inf))
+    assert math.isnan(_log_one_minus_beta1(1.0)) and math.isnan(_log_one_minus_beta1(math.nan))

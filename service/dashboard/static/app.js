@@ -36,6 +36,16 @@ const Alto = (() => {
     return String(Number(value.toPrecision(digits)));
   }
   const finite = (v) => (typeof v === "number" && Number.isFinite(v) ? v : null);
+  // What the search samples: c = alpha (1 - beta1) (ALTO is stable for |c| < 1) and
+  // log10(1 - beta1); null when alpha or beta1 is missing or not finite.
+  const c = (alpha, beta1) => {
+    const a = finite(alpha), b = finite(beta1);
+    return a === null || b === null ? null : finite(a * (1 - b));
+  };
+  const logOneMinusBeta1 = (beta1) => {
+    const b = finite(beta1);
+    return b === null || 1 - b <= 0 ? null : finite(Math.log10(1 - b));
+  };
   const pct = (v) => (typeof v === "number" && Number.isFinite(v) ? `${v >= 0 ? "+" : ""}${num(100 * v, 3)} pts` : "–");
   const when = (iso) => (iso ? new Date(iso).toLocaleString() : "–");
 
@@ -56,5 +66,5 @@ const Alto = (() => {
     document.body.dataset.readyAt = String(Math.round(performance.now()));
     document.body.dataset.ready = "1";
   }
-  return { api, num, pct, when, finite, cell, link, showError, plotConfig, ready };
+  return { api, num, pct, when, finite, c, logOneMinusBeta1, cell, link, showError, plotConfig, ready };
 })();

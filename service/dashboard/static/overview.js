@@ -1,4 +1,4 @@
-// Overview: best alpha, beta1 and lr (and the metric against the baseline) per batch size.
+// Overview: best c = alpha (1 - beta1), log10(1 - beta1) and lr (and the metric against the baseline) per batch size.
 "use strict";
 (() => {
   const task = document.getElementById("task");
@@ -72,8 +72,13 @@
       { name: data.baseline, x: base.map((p) => p.batch_size), y: base.map((p) => Alto.finite(p.metric)),
         mode: "lines+markers", marker: { size: 9, color: "#c05a00", symbol: "square" }, customdata: base.map((p) => p.study_id) },
     ], sizes);
-    draw("chart-alpha", "best alpha", series(points, "alpha", "alpha", (p) => Alto.finite(p.settings.alpha)), sizes);
-    draw("chart-beta1", "best beta1", series(points, "beta1", "beta1", (p) => Alto.finite(p.settings.beta1)), sizes);
+    // alpha and beta1 as the search samples them: c = alpha (1 - beta1) in (-1, 1), ALTO's
+    // stability rule, and 1 - beta1 on a log scale (raw alpha 471 at beta1 0.9989 is c = +0.52).
+    draw("chart-c", "best c = alpha (1 − beta1)", series(points, "c", "c", (p) => Alto.c(p.settings.alpha, p.settings.beta1)), sizes,
+      { range: [-1, 1], zeroline: true, zerolinecolor: "#888", title: { text: "c = alpha (1 − beta1)" } });
+    draw("chart-log-one-minus-beta1", "best log10(1 − beta1)",
+      series(points, "log10(1 - beta1)", "log10(1 - beta1)", (p) => Alto.logOneMinusBeta1(p.settings.beta1)), sizes,
+      { title: { text: "log10(1 − beta1)" } });
     draw("chart-lr", "best learning rate", series(points, "lr", "lr", (p) => Alto.finite(p.settings.lr)), sizes, { type: "log" });
 
     document.getElementById("metric-head").textContent = data.metric_name;
@@ -84,6 +89,7 @@
       Alto.cell(row, p.study_id ? Alto.link(`/dashboard/studies/${p.study_id}`, String(p.batch_size)) : String(p.batch_size));
       Alto.cell(row, p.source);
       Alto.cell(row, Alto.num(p.settings.alpha), "n"); Alto.cell(row, Alto.num(p.settings.beta1), "n");
+      Alto.cell(row, Alto.num(Alto.c(p.settings.alpha, p.settings.beta1)), "n");
       Alto.cell(row, Alto.num(p.settings.lr), "n"); Alto.cell(row, Alto.num(p.metric), "n");
       Alto.cell(row, Alto.num(p.baseline_metric), "n"); Alto.cell(row, Alto.pct(p.uplift), "n");
       Alto.cell(row, p.n_trials ? String(p.n_trials) : "–");

@@ -50,7 +50,10 @@
   // Parallel coordinates drawn as SVG lines (one trace per metric quintile): plotly's
   // parcoords needs WebGL, which takes seconds to start in a browser without a GPU.
   function parallel(p, metricName, direction) {
-    const axes = [["alpha", p.alpha, false], ["beta1", p.beta1, false], ["lr", p.lr, true],
+    // alpha and beta1 as the search samples them: c = alpha (1 - beta1) and log10(1 - beta1).
+    const cs = p.alpha.map((a, i) => Alto.c(a, p.beta1[i]));
+    const logs = p.beta1.map(Alto.logOneMinusBeta1);
+    const axes = [["c = alpha (1 − beta1)", cs, false], ["log10(1 − beta1)", logs, false], ["lr", p.lr, true],
                   [metricName, p.metric, false]]
       .map(([label, raw, log]) => {
         const values = raw.map(Alto.finite).map((v) => (v !== null && log ? (v > 0 ? Math.log10(v) : null) : v));
