@@ -155,7 +155,7 @@ def render(evidence: Evidence, provenance: Provenance) -> str:
         "",
         "![metric vs batch size](metric_vs_batch.png)",
         "",
-        "![best alpha and beta1 vs batch size](best_alpha_beta1.png)",
+        "![best c = alpha (1 - beta1) and log10(1 - beta1) vs batch size](best_alpha_beta1.png)",
         "",
         "![top Hessian eigenvalue per arm](eigenvalue.png)",
         "",
