@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 import yaml
@@ -24,13 +25,15 @@ from service.sweeps.planning import plan, queue
 from service.sweeps.schemas import SweepSpec
 from service.trials.repository import Trial
 from workers.cli import settings_for
-from workers.dispatcher import Dispatcher, publish_catalogue
 from workers.report.claims import claims
 from workers.report.evidence import Evidence, ReportError, collect
 from workers.report.provenance import REPO, Provenance, _duration
 from workers.report.tables import results_table, write_report
 from workers.report.units import _num
-from workers.runtime import Runtime
+
+if TYPE_CHECKING:
+    from workers.dispatcher import Dispatcher
+    from workers.runtime import Runtime
 
 EXAMPLES = REPO / "examples"
 FULL_SWEEPS = (EXAMPLES / "evidence.yaml", EXAMPLES / "evidence-charlm.yaml")
@@ -101,7 +104,11 @@ def run_sweeps(settings: Settings, sweep_ids: Sequence[int]) -> tuple[str, list[
     """Run every unfinished job of the sweeps here; returns (outcome, lines to print).
     Ctrl-C hands the running job back to the queue at its next step, so `--resume-sweep`
     continues at once."""
+    # Ray and torch load here, not with the command line (`alto --help`, `alto report make`).
     from tqdm import tqdm
+
+    from workers.dispatcher import Dispatcher, publish_catalogue
+    from workers.runtime import Runtime
 
     dispatcher = Dispatcher(settings, worker_id=f"alto-report:{os.getpid()}")
     publish_catalogue(dispatcher.database, dispatcher.worker)
@@ -216,6 +223,8 @@ def run(
                 spec, text = load_sweep(path)
                 loaded.append((path, spec))
                 texts[_shown(path)] = text
+            from workers.dispatcher import publish_catalogue
+
             publish_catalogue(database, "alto-report")
             sweep_ids = create_sweeps(database, loaded)
         click.echo(f"sweep(s) {', '.join(map(str, sweep_ids))} in {redacted(settings.url)}")
